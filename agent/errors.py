@@ -1,0 +1,88 @@
+"""The exception tree. Every message carries the numbers and the file/row it is about.
+
+    LabelAgentError                 base; the CLI turns any of these into one line + exit 2
+    ├── InputError                  bad user input (file, row, field named in the message)
+    │   ├── LabelSetError           a label file that cannot be read or is empty/duplicated
+    │   └── ConfigError             a config value out of range or unknown
+    ├── StoreError                  the project folder or its database is missing/incompatible
+    ├── PoolExhaustedError          a strategy asked for more items than there are candidates
+    ├── EmbeddingError              the embedding model cannot be loaded
+    └── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
+        ├── LLMValidationError      replies never validated against the schema
+        └── BudgetExceededError     a call or dollar budget would be exceeded
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LabelAgentError(Exception):
+    """Base of every error the tool raises on purpose."""
+
+
+class InputError(LabelAgentError):
+    """Bad user input: names the file, row and field where known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file, self.row, self.field = file, row, field
+        where = [
+            part
+            for part in (
+                file,
+                f"row {row}" if row is not None else None,
+                f"field '{field}'" if field is not None else None,
+            )
+            if part
+        ]
+        super().__init__(f"{': '.join([', '.join(where), message]) if where else message}")
+
+
+class LabelSetError(InputError):
+    """A label file that is unreadable, empty or holds duplicates."""
+
+
+class ConfigError(InputError):
+    """A configuration value that is out of range or unknown."""
+
+
+class StoreError(LabelAgentError):
+    """The project folder or database is missing, locked or of an unknown schema."""
+
+
+class PoolExhaustedError(LabelAgentError):
+    """More items were asked for than there are candidates."""
+
+
+class EmbeddingError(LabelAgentError):
+    """The embedding model could not be loaded or run."""
+
+
+class LLMError(LabelAgentError):
+    """The LLM path failed after its retries; carries what was spent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int = 0,
+        usage: dict[str, Any] | None = None,
+        raw: str | None = None,
+    ) -> None:
+        self.attempts, self.usage, self.raw = attempts, usage or {}, raw
+        super().__init__(message)
+
+
+class LLMValidationError(LLMError):
+    """The model's replies never validated against the label schema."""
+
+
+class BudgetExceededError(LLMError):
+    """A call or dollar budget would be exceeded by the next call."""

@@ -1,0 +1,132 @@
+"""Export every item, in input order, with its label and provenance: CSV, JSONL or Parquet.
+
+A summary (label counts by source, the accuracy estimate with its interval) is written beside
+the file as `<OUT>.summary.json`, and into the Parquet schema metadata.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.errors import InputError
+from agent.store import CurrentLabel, Store
+
+COLUMNS = [
+    "id", "text", "label", "source", "confidence", "actor", "round", "prompt_hash",
+    "labelled_at", "llm_label", "llm_confidence", "llm_rationale",
+]
+WRITERS = (".csv", ".jsonl", ".parquet")
+# A cell starting with one of these is run as a formula by spreadsheet programs.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def export(store: Store, out: Path) -> dict[str, Any]:
+    """Write the corpus to `out` (format by extension) and return the summary written beside it."""
+    suffix = out.suffix.lower()
+    if suffix not in WRITERS:
+        raise InputError(f"unknown export format '{suffix}'; use one of {', '.join(WRITERS)}",
+                         file=str(out))
+    summary = export_summary(store)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".partial")
+    records = export_records(store)
+    if suffix == ".csv":
+        _write_csv(tmp, records)
+    elif suffix == ".jsonl":
+        _write_jsonl(tmp, records)
+    else:
+        _write_parquet(tmp, records, summary)
+    tmp.replace(out)  # atomic: a reader never sees half a file
+    Path(f"{out}.summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def export_summary(store: Store) -> dict[str, Any]:
+    labelled = store.counts_by_source()
+    return {
+        "items": store.count_items(),
+        "labelled": sum(labelled.values()),
+        "by_source": labelled,
+        "estimated_accuracy": store.get_meta("estimated_accuracy"),
+        "label_set": list(store.label_set.names),
+    }
+
+
+def export_records(store: Store) -> Iterator[dict[str, Any]]:
+    """One dict per item in input order; unlabelled items carry an empty label."""
+    current = store.current_labels()
+    llm_votes = _latest_llm_votes(store)
+    for batch in store.iter_items():
+        for item in batch:
+            yield _record(item.id, item.text, current.get(item.key), llm_votes.get(item.key))
+
+
+def _record(
+    ext_id: str, text: str, label: CurrentLabel | None, vote: dict[str, Any] | None
+) -> dict[str, Any]:
+    record: dict[str, Any] = dict.fromkeys(COLUMNS, None)
+    record.update(id=ext_id, text=text, label="")
+    if label is not None:
+        record.update(
+            label=label.label or "", source=label.source, confidence=label.confidence,
+            actor=label.actor, round=label.round, prompt_hash=label.prompt_hash or None,
+            labelled_at=_iso(label.created_at),
+        )
+    if vote is not None:
+        record.update(llm_label=vote["label"], llm_confidence=vote["confidence"],
+                      llm_rationale=vote["rationale"])
+    return record
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def _latest_llm_votes(store: Store) -> dict[int, dict[str, Any]]:
+    return {row["item_key"]: row for row in store.annotations(source="llm", kind="vote")}
+
+
+def _safe_cell(value: Any) -> Any:
+    """Neutralise spreadsheet formula injection by prefixing a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _write_csv(path: Path, records: Iterator[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for record in records:
+            writer.writerow({k: _safe_cell("" if v is None else v) for k, v in record.items()})
+
+
+def _write_jsonl(path: Path, records: Iterator[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _write_parquet(path: Path, records: Iterator[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema(
+        [(c, pa.float64() if c in ("confidence", "llm_confidence")
+          else pa.int64() if c == "round" else pa.string()) for c in COLUMNS],
+        metadata={"labelagent.summary": json.dumps(summary)},
+    )
+    with pq.ParquetWriter(path, schema) as writer:
+        batch: list[dict[str, Any]] = []
+        for record in records:
+            batch.append(record)
+            if len(batch) >= 50_000:
+                writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                batch = []
+        if batch:
+            writer.write_table(pa.Table.from_pylist(batch, schema=schema))

@@ -1,0 +1,35 @@
+"""Rich rendering of status and run summaries for the CLI (no logic, only layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def format_estimate(estimate: dict[str, float] | None) -> str:
+    if not estimate:
+        return "not estimated yet (needs human reviews or audits)"
+    return (f"{estimate['value']:.1%} (95% interval {estimate['low']:.1%} - "
+            f"{estimate['high']:.1%})")
+
+
+def render_status(console: Console, info: dict[str, Any]) -> None:
+    table = Table(title="labelagent status", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    share = info["labelled"] / info["items"] if info["items"] else 0.0
+    table.add_row("items", f"{info['items']:,}")
+    table.add_row("labelled", f"{info['labelled']:,} ({share:.1%})")
+    for source, count in sorted(info["by_source"].items()):
+        table.add_row(f"  by {source}", f"{count:,}")
+    table.add_row("review queue", f"{info['queue']:,} pending, {info['reviewed']:,} reviewed")
+    llm = info["llm"]
+    table.add_row("LLM calls", f"{llm['calls']:,} ({llm['prompt_tokens'] + llm['completion_tokens']:,}"
+                  f" tokens, ${llm['cost_usd']:.4f})")
+    table.add_row("estimated accuracy", format_estimate(info["estimated_accuracy"]))
+    agreement = info.get("agreement")
+    if agreement:
+        table.add_row("operator agreement", f"kappa {agreement['kappa']:.2f} on {agreement['items']} items")
+    console.print(table)

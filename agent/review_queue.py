@@ -1,0 +1,136 @@
+"""The review queue with leases: which item each operator sees next, never two at once.
+
+A lease is a claim with an expiry: an operator who walks away (or whose terminal dies)
+returns the item to the queue when the lease runs out. `reviews_needed` > 1 marks an overlap
+item shown to that many different operators, for inter-annotator agreement.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One item waiting for a human, with why it was routed and what the machines suggest."""
+
+    item_key: int
+    reason: str
+    priority: float
+    round: int = 0
+    suggestion: dict[str, Any] = field(default_factory=dict)
+    reviews_needed: int = 1
+
+
+class QueueOps:
+    """Queue operations mixed into the Store (which provides `_tx` and `_read`)."""
+
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def enqueue(self, entries: Sequence[QueueEntry]) -> int:
+        """Add or refresh pending entries; items already reviewed stay done. Returns rows touched."""
+        now = time.time()
+        touched = 0
+        with self._tx() as conn:
+            for e in entries:
+                cur = conn.execute(
+                    "INSERT INTO queue(item_key, reason, priority, round, suggestion,"
+                    " reviews_needed, enqueued_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT(item_key) DO UPDATE SET reason = excluded.reason,"
+                    " priority = excluded.priority, suggestion = excluded.suggestion,"
+                    " round = excluded.round WHERE queue.state = 'pending'",
+                    (e.item_key, e.reason, e.priority, e.round, json.dumps(e.suggestion),
+                     e.reviews_needed, now),
+                )
+                touched += cur.rowcount
+        return touched
+
+    def lease(self, operator: str, n: int = 1, lease_seconds: float = 600) -> list[QueueEntry]:
+        """Claim up to n pending items (most valuable first) for `operator`, atomically."""
+        now = time.time()
+        with self._tx() as conn:
+            rows = conn.execute(_LEASABLE_SQL, (now, operator, operator, n)).fetchall()
+            conn.executemany(
+                "UPDATE queue SET lease_owner = ?, lease_expires = ? WHERE item_key = ?",
+                [(operator, now + lease_seconds, r[0]) for r in rows],
+            )
+        return [_entry(r) for r in rows]
+
+    def renew(self, item_key: int, operator: str, lease_seconds: float = 600) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE queue SET lease_expires = ? WHERE item_key = ? AND lease_owner = ?",
+                (time.time() + lease_seconds, item_key, operator),
+            )
+
+    def complete(self, item_key: int, operator: str) -> None:
+        """One review done; the entry is done once it has all the reviews it needs."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE queue SET reviews_done = reviews_done + 1, lease_owner = NULL,"
+                " lease_expires = NULL, state = CASE WHEN reviews_done + 1 >= reviews_needed"
+                " THEN 'done' ELSE 'pending' END WHERE item_key = ?",
+                (item_key,),
+            )
+
+    def release(self, item_key: int, operator: str, demote: bool = False) -> None:
+        """Give a leased item back; `demote` (skip) sends it behind every other pending item."""
+        with self._tx() as conn:
+            floor = conn.execute("SELECT COALESCE(MIN(priority), 0) FROM queue").fetchone()[0]
+            conn.execute(
+                "UPDATE queue SET lease_owner = NULL, lease_expires = NULL,"
+                " priority = CASE WHEN ? THEN ? - 1 ELSE priority END"
+                " WHERE item_key = ? AND lease_owner = ?",
+                (demote, floor, item_key, operator),
+            )
+
+    def reopen(self, item_key: int) -> None:
+        """Undo of a review: the item is pending again, one review fewer."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE queue SET state = 'pending', reviews_done = MAX(reviews_done - 1, 0)"
+                " WHERE item_key = ?",
+                (item_key,),
+            )
+
+    def queue_size(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM queue WHERE state = 'pending'")[0][0])
+
+    def queue_counts(self) -> dict[str, int]:
+        rows = self._read("SELECT state, COUNT(*) FROM queue GROUP BY state")
+        return {state: count for state, count in rows}
+
+    def pending(self, limit: int | None = None) -> list[QueueEntry]:
+        sql = ("SELECT item_key, reason, priority, round, suggestion, reviews_needed FROM queue"
+               " WHERE state = 'pending' ORDER BY priority DESC, item_key")
+        rows = self._read(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
+        return [_entry(r) for r in rows]
+
+    def queued_keys(self) -> Iterator[int]:
+        """Keys of every item ever queued (pending or done)."""
+        return (r[0] for r in self._read("SELECT item_key FROM queue"))
+
+
+# Pending, not leased by someone else (or their lease ran out), not yet reviewed by this operator.
+_LEASABLE_SQL = """
+SELECT q.item_key, q.reason, q.priority, q.round, q.suggestion, q.reviews_needed FROM queue q
+WHERE q.state = 'pending'
+  AND (q.lease_owner IS NULL OR q.lease_expires < ? OR q.lease_owner = ?)
+  AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_key = q.item_key
+                  AND a.source = 'human' AND a.kind = 'label' AND a.actor = ?)
+ORDER BY q.priority DESC, q.item_key LIMIT ?
+"""
+
+
+def _entry(row: tuple[Any, ...]) -> QueueEntry:
+    return QueueEntry(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5])

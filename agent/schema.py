@@ -1,0 +1,75 @@
+"""The store's SQL schema as an ordered list of migrations; the store applies the missing ones."""
+
+from __future__ import annotations
+
+# Each entry moves the schema from version i to i+1. Never edit a released entry: append one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE labels (
+        idx INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE items (
+        key INTEGER PRIMARY KEY AUTOINCREMENT,
+        ext_id TEXT NOT NULL UNIQUE,
+        text TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        source_file TEXT NOT NULL DEFAULT '',
+        source_row INTEGER
+    );
+    CREATE INDEX items_hash ON items(text_hash);
+    CREATE TABLE annotations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_key INTEGER NOT NULL REFERENCES items(key),
+        label TEXT,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL DEFAULT '',
+        confidence REAL,
+        rationale TEXT NOT NULL DEFAULT '',
+        prompt_hash TEXT NOT NULL DEFAULT '',
+        round INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER,
+        target INTEGER REFERENCES annotations(id),
+        meta TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX annotations_item ON annotations(item_key, kind);
+    CREATE INDEX annotations_source ON annotations(source, kind);
+    CREATE TABLE llm_cache (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE embeddings (
+        model TEXT NOT NULL, text_hash TEXT NOT NULL, vector BLOB NOT NULL,
+        PRIMARY KEY (model, text_hash)
+    ) WITHOUT ROWID;
+    CREATE TABLE queue (
+        item_key INTEGER PRIMARY KEY REFERENCES items(key),
+        reason TEXT NOT NULL,
+        priority REAL NOT NULL DEFAULT 0,
+        round INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'pending',
+        reviews_needed INTEGER NOT NULL DEFAULT 1,
+        reviews_done INTEGER NOT NULL DEFAULT 0,
+        lease_owner TEXT,
+        lease_expires REAL,
+        suggestion TEXT NOT NULL DEFAULT '{}',
+        enqueued_at REAL NOT NULL
+    );
+    CREATE INDEX queue_pending ON queue(state, priority DESC);
+    CREATE TABLE rounds (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at REAL NOT NULL,
+        finished_at REAL,
+        stats TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

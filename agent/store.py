@@ -1,0 +1,405 @@
+"""SQLite (WAL) project store: the only place that knows SQL.
+
+Items, the label set, append-only annotations with provenance, the LLM cache, the embedding
+cache, rounds and (in `review_queue.py`) the review queue with leases. Every write is one
+transaction, so a crash or kill at any moment leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agent.errors import InputError, StoreError
+from agent.review_queue import QueueOps
+from agent.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.types import Annotation, Item, Kind, LabelSet, Source, text_hash
+
+DB_FILE = "project.sqlite"
+
+# When several final labels exist for an item, the highest rank wins; ties go to the newest.
+SOURCE_RANK = {
+    Source.HUMAN.value: 4,
+    Source.IMPORT.value: 4,
+    Source.LLM.value: 2,
+    Source.MODEL.value: 1,
+    Source.ZEROSHOT.value: 0,
+}
+
+
+@dataclass(frozen=True)
+class CurrentLabel:
+    """The label an item carries now, with the annotation that gave it."""
+
+    item_key: int
+    label: str | None
+    source: str
+    confidence: float | None
+    actor: str
+    round: int
+    prompt_hash: str
+    created_at: float
+    annotation_id: int
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    skipped: int
+    seed_labels: int
+
+
+class Store(QueueOps):
+    """One project's SQLite database. Thread-safe; several processes may write at once."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+        self._label_set: LabelSet | None = None
+
+    # ---- opening -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, folder: Path, label_set: LabelSet) -> Store:
+        """Create a new project database in `folder` (which may exist but must hold no project)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / DB_FILE
+        if path.exists():
+            raise StoreError(f"{folder}: a project already exists here ({DB_FILE})")
+        store = cls(_connect(str(path)), path)
+        store._migrate()
+        store._write_labels(label_set)
+        return store
+
+    @classmethod
+    def open(cls, folder: Path) -> Store:
+        path = folder / DB_FILE
+        if not path.exists():
+            raise StoreError(f"{folder}: not a labelagent project (no {DB_FILE}); run 'labelagent init'")
+        store = cls(_connect(str(path)), path)
+        store._migrate()
+        return store
+
+    @classmethod
+    def memory(cls, label_set: LabelSet) -> Store:
+        """An in-memory store for library users with a list of texts and no project folder."""
+        store = cls(_connect(":memory:"), None)
+        store._migrate()
+        store._write_labels(label_set)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _migrate(self) -> None:
+        with self._tx() as conn:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this labelagent "
+                    f"({SCHEMA_VERSION}); upgrade labelagent"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # ---- label set and meta --------------------------------------------------------------
+    def _write_labels(self, label_set: LabelSet) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT INTO labels(idx, name, description) VALUES (?, ?, ?)",
+                [(i, n, d) for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))],
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (json.dumps(time.time()),)
+            )
+        self._label_set = label_set
+
+    @property
+    def label_set(self) -> LabelSet:
+        if self._label_set is None:
+            rows = self._read("SELECT name, description FROM labels ORDER BY idx")
+            self._label_set = LabelSet(tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+        return self._label_set
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    # ---- items ---------------------------------------------------------------------------
+    def add_items(
+        self,
+        rows: Iterable[tuple[str, str, str | None]],
+        source_file: str = "",
+        actor: str = "import",
+    ) -> ImportResult:
+        """Insert (ext_id, text, seed_label|None) rows in order, in ONE transaction.
+
+        A row whose id is already present is skipped, so importing a file twice adds nothing.
+        """
+        added = skipped = seeds = 0
+        now = time.time()
+        with self._tx() as conn:
+            for row_no, (ext_id, text, label) in enumerate(rows, start=1):
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO items(ext_id, text, text_hash, source_file, source_row)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (ext_id, text, text_hash(text), source_file, row_no),
+                )
+                if cur.rowcount == 0:
+                    _check_same_text(conn, ext_id, text, source_file, row_no)
+                    skipped += 1
+                    continue
+                added += 1
+                if label is not None:
+                    seeds += 1
+                    conn.execute(
+                        "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
+                        " created_at) VALUES (?, ?, 'import', 'label', ?, 1.0, ?)",
+                        (cur.lastrowid, label, actor, now),
+                    )
+        return ImportResult(added, skipped, seeds)
+
+    def count_items(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM items")[0][0])
+
+    def items(self, keys: Sequence[int] | None = None) -> list[Item]:
+        """Items in input order, or the given keys in the given order."""
+        if keys is None:
+            rows = self._read("SELECT key, ext_id, text, text_hash FROM items ORDER BY key")
+            return [Item(*r) for r in rows]
+        found: dict[int, Item] = {}
+        for chunk in _chunks(list(keys), 900):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT key, ext_id, text, text_hash FROM items WHERE key IN ({marks})"
+            found.update({r[0]: Item(*r) for r in self._read(sql, chunk)})
+        return [found[k] for k in keys]
+
+    def iter_items(self, batch: int = 10_000) -> Iterator[list[Item]]:
+        """Items in input order, a batch at a time (bounded memory for big corpora)."""
+        last = 0
+        while True:
+            rows = self._read(
+                "SELECT key, ext_id, text, text_hash FROM items WHERE key > ? ORDER BY key LIMIT ?",
+                (last, batch),
+            )
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [Item(*r) for r in rows]
+
+    def existing_ids(self, ext_ids: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(ext_ids), 900):
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(f"SELECT ext_id FROM items WHERE ext_id IN ({marks})", chunk)
+            found.update(r[0] for r in rows)
+        return found
+
+    # ---- annotations ---------------------------------------------------------------------
+    def add_annotations(self, annotations: Sequence[Annotation]) -> list[int]:
+        """Append annotations in one transaction; returns their ids."""
+        now = time.time()
+        ids: list[int] = []
+        with self._tx() as conn:
+            for a in annotations:
+                cur = conn.execute(
+                    "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
+                    " rationale, prompt_hash, round, duration_ms, meta, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    _annotation_row(a, now),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def retract(self, annotation_id: int, actor: str) -> None:
+        """Undo: append a retraction that hides `annotation_id` from current labels."""
+        rows = self._read("SELECT item_key, source FROM annotations WHERE id = ?", (annotation_id,))
+        if not rows:
+            raise StoreError(f"no annotation {annotation_id} to retract")
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT INTO annotations(item_key, source, kind, actor, target, created_at)"
+                " VALUES (?, ?, 'retract', ?, ?, ?)",
+                (rows[0][0], rows[0][1], actor, annotation_id, time.time()),
+            )
+
+    def current_labels(self, sources: Iterable[str] | None = None) -> dict[int, CurrentLabel]:
+        """Item key -> the label it carries now (highest source rank, then newest)."""
+        rows = self._read(_CURRENT_LABELS_SQL)
+        wanted = set(sources) if sources is not None else None
+        best: dict[int, tuple[tuple[int, float, int], CurrentLabel]] = {}
+        for r in rows:
+            current = CurrentLabel(*r)
+            if wanted is not None and current.source not in wanted:
+                continue
+            rank = (SOURCE_RANK.get(current.source, 0), current.created_at, current.annotation_id)
+            if current.item_key not in best or rank > best[current.item_key][0]:
+                best[current.item_key] = (rank, current)
+        return {key: value for key, (_, value) in best.items()}
+
+    def annotations(
+        self, *, source: str | None = None, kind: str | None = None, item_key: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Raw (non-retracted) annotation rows as dicts, oldest first."""
+        sql = "SELECT * FROM annotations a WHERE kind != 'retract'" + _NOT_RETRACTED
+        args: list[Any] = []
+        for column, value in (("source", source), ("kind", kind), ("item_key", item_key)):
+            if value is not None:
+                sql += f" AND a.{column} = ?"
+                args.append(value)
+        with self._lock:
+            cur = self._conn.execute(sql + " ORDER BY a.id", args)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def counts_by_source(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for current in self.current_labels().values():
+            if current.label is not None:
+                counts[current.source] = counts.get(current.source, 0) + 1
+        return counts
+
+    # ---- LLM response cache --------------------------------------------------------------
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        rows = self._read("SELECT payload FROM llm_cache WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None  # type: ignore[no-any-return]
+
+    def cache_put(
+        self, key: str, model: str, payload: dict[str, Any], prompt_tokens: int = 0,
+        completion_tokens: int = 0, cost_usd: float = 0.0,
+    ) -> None:
+        """Record a paid reply the moment it arrives, so a crash never pays for it twice."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, model, json.dumps(payload), prompt_tokens, completion_tokens, cost_usd,
+                 time.time()),
+            )
+
+    def cache_totals(self) -> dict[str, float]:
+        row = self._read(
+            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
+            " COALESCE(SUM(cost_usd),0) FROM llm_cache"
+        )[0]
+        return {"calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2],
+                "cost_usd": float(row[3])}
+
+    # ---- embedding cache -----------------------------------------------------------------
+    def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached float32 vectors (d,) by text hash; absent hashes are simply missing."""
+        found: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(hashes), 900):
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
+                [model, *chunk],
+            )
+            found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
+        return found
+
+    def put_vectors(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors (n, d) under (model, text hash) in one transaction."""
+        data = np.ascontiguousarray(vectors, dtype=np.float32)
+        with self._tx() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                [(model, h, data[i].tobytes()) for i, h in enumerate(hashes)],
+            )
+
+    # ---- rounds --------------------------------------------------------------------------
+    def start_round(self) -> int:
+        with self._tx() as conn:
+            cur = conn.execute("INSERT INTO rounds(started_at) VALUES (?)", (time.time(),))
+            return int(cur.lastrowid or 0)
+
+    def finish_round(self, round_id: int, stats: dict[str, Any]) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE rounds SET finished_at = ?, stats = ? WHERE id = ?",
+                (time.time(), json.dumps(stats), round_id),
+            )
+
+    def rounds(self) -> list[dict[str, Any]]:
+        rows = self._read("SELECT id, started_at, finished_at, stats FROM rounds ORDER BY id")
+        return [{"id": r[0], "started_at": r[1], "finished_at": r[2], "stats": json.loads(r[3])}
+                for r in rows]
+
+
+_NOT_RETRACTED = " AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract')"
+
+_CURRENT_LABELS_SQL = (
+    "SELECT a.item_key, a.label, a.source, a.confidence, a.actor, a.round, a.prompt_hash,"
+    " a.created_at, a.id FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
+)
+
+
+def _check_same_text(
+    conn: sqlite3.Connection, ext_id: str, text: str, source_file: str, row: int
+) -> None:
+    """A re-imported id must carry the same text; anything else is a conflict, not a skip."""
+    stored = conn.execute("SELECT text_hash FROM items WHERE ext_id = ?", (ext_id,)).fetchone()
+    if stored and stored[0] != text_hash(text):
+        raise InputError(
+            f"id '{ext_id}' is already in the project with a different text",
+            file=source_file, row=row, field="id",
+        )
+
+
+def _annotation_row(a: Annotation, now: float) -> tuple[Any, ...]:
+    return (
+        a.item_key, a.label, Source(a.source).value, Kind(a.kind).value, a.actor, a.confidence,
+        a.rationale, a.prompt_hash, a.round, a.duration_ms, json.dumps(a.meta), now,
+    )
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    """Autocommit connection (we issue BEGIN), WAL, fsync on commit, patient with locks."""
+    conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,140 @@
+"""Plain value types shared by every room: label sets, items, votes, decisions, selections."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+
+def text_hash(text: str) -> str:
+    """Stable hash of a text (NFC-normalised) so identical texts share embedding and LLM work."""
+    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8")).hexdigest()[:32]
+
+
+class Source(str, Enum):
+    """Who produced an annotation."""
+
+    HUMAN = "human"
+    LLM = "llm"
+    MODEL = "model"
+    IMPORT = "import"
+    ZEROSHOT = "zeroshot"
+
+
+class Kind(str, Enum):
+    """Whether an annotation is a vote (evidence) or a label that the item now carries."""
+
+    VOTE = "vote"
+    LABEL = "label"
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """An ordered set of label names with optional one-line descriptions."""
+
+    names: tuple[str, ...]
+    descriptions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.descriptions:
+            object.__setattr__(self, "descriptions", tuple("" for _ in self.names))
+        if len(self.descriptions) != len(self.names):
+            raise ValueError("descriptions must match names one to one")
+        if len(set(self.names)) != len(self.names):
+            raise ValueError("label names must be unique")
+        object.__setattr__(self, "_index", {n: i for i, n in enumerate(self.names)})
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._index  # type: ignore[attr-defined]
+
+    def index(self, name: str) -> int:
+        """Column of `name` in probability arrays; KeyError if unknown."""
+        return self._index[name]  # type: ignore[attr-defined,no-any-return]
+
+    def describe(self, name: str) -> str:
+        return self.descriptions[self.index(name)]
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"name": n, "description": d} for n, d in zip(self.names, self.descriptions)]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> LabelSet:
+        names, descs = [], []
+        for entry in data:
+            if isinstance(entry, str):
+                names.append(entry)
+                descs.append("")
+            else:
+                names.append(str(entry["name"]))
+                descs.append(str(entry.get("description", "") or ""))
+        return cls(tuple(names), tuple(descs))
+
+
+@dataclass(frozen=True)
+class Item:
+    """One row of the corpus. `key` is the store's integer id; `id` the user's."""
+
+    key: int
+    id: str
+    text: str
+    text_hash: str
+
+
+@dataclass(frozen=True)
+class LabelDecision:
+    """A validated answer from an annotator: `label` None means an explicit abstain."""
+
+    label: str | None
+    confidence: float
+    rationale: str = ""
+    confidence_method: str = "stated"  # logprob | consistency | stated | simulated
+    cached: bool = False
+    usage: dict[str, Any] = field(default_factory=dict)
+    prompt_hash: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One committee member's view of one item."""
+
+    source: Source
+    label: str | None
+    confidence: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """An append-only record: who said which label of which item, and how sure."""
+
+    item_key: int
+    label: str | None
+    source: Source
+    kind: Kind = Kind.LABEL
+    actor: str = ""
+    confidence: float | None = None
+    rationale: str = ""
+    prompt_hash: str = ""
+    round: int = 0
+    duration_ms: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Chosen pool positions (n,) with their scores (n,), best first."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+
+    def __len__(self) -> int:
+        return int(len(self.indices))
