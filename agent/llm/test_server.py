@@ -1,0 +1,327 @@
+"""An OpenAI-compatible chat server on 127.0.0.1 with fault knobs, for tests and benchmarks.
+
+It runs aiohttp in a background thread on a free port (`with LLMTestServer() as server:`),
+answers `/v1/chat/completions` and `/v1/models`, and records every request so tests can
+assert what was sent, how many calls arrived and how many were in flight at once.
+
+Faults, per server (`server.script(...)`, consumed one per request) or per request (header
+`x-test-fault`): "ok", "429[:retry_after]", any other status "NNN", "hang[:seconds]",
+"malformed" (a broken JSON body), "bad_label" (a label outside the schema's enum).
+Header `x-test-latency` overrides the server's latency for one request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+import socket
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+Policy = Callable[[dict[str, Any]], str]
+FAULT_HEADER = "x-test-fault"
+LATENCY_HEADER = "x-test-latency"
+
+
+@dataclass
+class Knobs:
+    """Server-wide behaviour; change fields at any time (`server.knobs.latency_s = 0.2`)."""
+
+    latency_s: float = 0.0
+    logprobs: bool = True  # answer token logprobs when the request asks for them
+    label_prob: float = 0.9  # probability given to the label token in logprobs
+    usage: tuple[int, int] | None = None  # fixed (prompt, completion) tokens; None = chars / 4
+    retry_after: str = "1"  # Retry-After header sent with an injected 429
+    hang_s: float = 30.0  # how long a "hang" fault stalls before answering
+    bad_label: str = "not_a_label"
+    api_key: str | None = None  # when set, requests must carry `Authorization: Bearer <key>`
+    model_ids: tuple[str, ...] = ("test-model",)
+
+
+@dataclass
+class Stats:
+    """What the server saw; read from the test thread (ints and lists, updated on one loop)."""
+
+    requests: int = 0  # chat completion requests received
+    in_flight: int = 0
+    max_in_flight: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+
+
+def schema_labels(body: dict[str, Any]) -> list[str]:
+    """The enum of the first `label` property in the request's json_schema ([] if none)."""
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") or {}
+    return _find_label_enum(schema, schema)
+
+
+def _find_label_enum(node: Any, root: dict[str, Any]) -> list[str]:
+    """Depth-first search for properties.label.enum, following local $refs."""
+    if isinstance(node, list):
+        for child in node:
+            if found := _find_label_enum(child, root):
+                return found
+        return []
+    if not isinstance(node, dict):
+        return []
+    label = (node.get("properties") or {}).get("label")
+    if isinstance(label, dict):
+        label = _resolve_ref(label, root)
+        if isinstance(label.get("enum"), list):
+            return [str(v) for v in label["enum"]]
+    for child in node.values():
+        if found := _find_label_enum(child, root):
+            return found
+    return []
+
+
+def _resolve_ref(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return node
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target.get(part, {}) if isinstance(target, dict) else {}
+    return target if isinstance(target, dict) else node
+
+
+def default_policy(body: dict[str, Any]) -> str:
+    """Answer the first label of the schema's enum with a stated confidence of 0.9."""
+    labels = schema_labels(body) or ["unknown"]
+    answer = {"label": labels[0], "confidence": 0.9, "rationale": "first label in the schema"}
+    return json.dumps(answer)
+
+
+def token_logprobs(
+    text: str, labels: list[str], label_prob: float, top_n: int
+) -> list[dict[str, Any]]:
+    """Split a reply into a few tokens; the label token gets log(label_prob) and enum rivals."""
+    label, start = _label_span(text)
+    if label is None:
+        pieces = [(tok, False) for tok in re.findall(r"\S+\s*", text)]
+    else:
+        head, tail = text[:start], text[start + len(label) :]
+        pieces = [(tok, False) for tok in re.findall(r"\S+\s*", head)] + [(label, True)]
+        pieces += [(tok, False) for tok in re.findall(r"\S+\s*|\s+", tail)]
+    out = []
+    for tok, is_label in pieces:
+        if is_label:
+            rivals = [lab for lab in labels if lab != tok]
+            share = (1.0 - label_prob) / max(1, len(rivals))
+            alts = [(tok, label_prob)] + [(lab, share) for lab in rivals]
+        else:
+            alts = [(tok, 0.999)]
+        top = [_entry(t, math.log(max(p, 1e-12))) for t, p in alts[:top_n]]
+        out.append({**_entry(tok, math.log(alts[0][1])), "top_logprobs": top})
+    return out
+
+
+def _entry(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def _label_span(text: str) -> tuple[str | None, int]:
+    """The label value of a JSON reply and where it starts in the text (None, -1 if absent)."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None, -1
+    label = parsed.get("label") if isinstance(parsed, dict) else None
+    if not isinstance(label, str) or not label:
+        return None, -1
+    key = re.search(r'"label"\s*:\s*"', text)
+    if key is None or not text.startswith(label, key.end()):
+        return None, -1
+    return label, key.end()
+
+
+class LLMTestServer:
+    """The server; use as a context manager. `base_url` ends in /v1 (what SDKs expect)."""
+
+    def __init__(self, policy: Policy | None = None, **knobs: Any) -> None:
+        self.policy: Policy = policy or default_policy
+        self.knobs = Knobs(**knobs)
+        self.stats = Stats()
+        self._script: deque[str] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *faults: str) -> None:
+        """Queue faults for the next requests, one each, in order ("ok" for a normal answer)."""
+        self._script.extend(faults)
+
+    def reset(self) -> None:
+        """Forget what was seen and any faults still queued."""
+        self.stats = Stats()
+        self._script.clear()
+
+    def __enter__(self) -> LLMTestServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> str:
+        """Bind a free port, start serving in a daemon thread, return the base URL."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(sock, ready), name="llm-test-server", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("LLM test server did not start within 10 s")
+        return self.base_url
+
+    def stop(self) -> None:
+        """Stop serving, cancel stalled handlers and join the thread."""
+        if self._loop is None or self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop = self._thread = None
+
+    def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        asyncio.set_event_loop(loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2
+        )
+        loop.run_until_complete(self._runner.setup())
+        loop.run_until_complete(web.SockSite(self._runner, sock).start())
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        data = [
+            {"id": m, "object": "model", "owned_by": "labelagent-test"}
+            for m in self.knobs.model_ids
+        ]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            return await self._answer(request, stats)
+        finally:
+            stats.in_flight -= 1
+
+    async def _answer(self, request: web.Request, stats: Stats) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except ValueError:
+            return _error(400, "request body is not JSON", "invalid_request_error")
+        stats.bodies.append(body)
+        stats.headers.append({k.lower(): v for k, v in request.headers.items()})
+        fault = request.headers.get(FAULT_HEADER) or (
+            self._script.popleft() if self._script else "ok"
+        )
+        stats.faults[fault.split(":")[0]] += 1
+        latency = float(request.headers.get(LATENCY_HEADER, self.knobs.latency_s))
+        if latency > 0:
+            await asyncio.sleep(latency)
+        if (
+            self.knobs.api_key
+            and request.headers.get("Authorization") != f"Bearer {self.knobs.api_key}"
+        ):
+            return _error(401, "Incorrect API key provided", "invalid_request_error")
+        return await self._fault(fault, body)
+
+    async def _fault(self, fault: str, body: dict[str, Any]) -> web.StreamResponse:
+        kind, _, arg = fault.partition(":")
+        if kind == "hang":
+            await asyncio.sleep(float(arg or self.knobs.hang_s))
+        elif kind == "malformed":
+            return web.Response(
+                text='{"id": "chatcmpl-broken", "choices": [{"mess', content_type="application/json"
+            )
+        elif kind.isdigit():
+            status = int(kind)
+            headers = {"Retry-After": arg or self.knobs.retry_after} if status == 429 else {}
+            return _error(status, f"injected HTTP {status}", "server_error", headers)
+        return web.json_response(self._completion(body, bad_label=kind == "bad_label"))
+
+    def _completion(self, body: dict[str, Any], *, bad_label: bool) -> dict[str, Any]:
+        """A chat.completion object with `n` choices, usage and optional logprobs."""
+        labels = schema_labels(body)
+        want_logprobs = bool(body.get("logprobs")) and self.knobs.logprobs
+        top_n = int(body.get("top_logprobs") or 0)
+        choices = []
+        for index in range(int(body.get("n") or 1)):
+            text = self.policy(body)
+            if bad_label:
+                text = json.dumps(
+                    {"label": self.knobs.bad_label, "confidence": 0.9, "rationale": "x"}
+                )
+            logprobs = None
+            if want_logprobs:
+                content = token_logprobs(text, labels, self.knobs.label_prob, top_n)
+                logprobs = {"content": content}
+            message = {"role": "assistant", "content": text}
+            choices.append(
+                {"index": index, "message": message, "finish_reason": "stop", "logprobs": logprobs}
+            )
+        prompt, completion = self.knobs.usage or _count_tokens(body, choices)
+        return {
+            "id": f"chatcmpl-{self.stats.requests}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model", "")),
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
+
+
+def _count_tokens(body: dict[str, Any], choices: list[dict[str, Any]]) -> tuple[int, int]:
+    """Rough token counts (4 characters a token), enough for cost and TPM tests."""
+    prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
+    completion_chars = sum(len(c["message"]["content"]) for c in choices)
+    return prompt_chars // 4 + 1, completion_chars // 4 + 1
+
+
+def _error(
+    status: int, message: str, kind: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    payload = {"error": {"message": message, "type": kind, "code": str(status)}}
+    return web.json_response(payload, status=status, headers=headers)
