@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 
 _BATCH = 65_536
@@ -183,7 +184,7 @@ class Committee(BaseEstimator):  # type: ignore[misc]
 
     def _expand(self, seen_proba: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
         """Map probabilities over seen classes (..., b, S) onto the full label set (..., b, C)."""
-        shape = seen_proba.shape[:-1] + (self.n_classes_,)
+        shape = (*seen_proba.shape[:-1], self.n_classes_)
         n_unseen = self.n_classes_ - self.seen_classes_.size
         fill = self.unseen_mass_ / n_unseen if n_unseen else 0.0
         full = np.full(shape, fill, dtype=np.float32)
@@ -196,7 +197,6 @@ class Committee(BaseEstimator):  # type: ignore[misc]
 
     def _batches(self, X: np.ndarray) -> Iterator[tuple[slice, np.ndarray, np.ndarray | None]]:
         """Yield (slice, X batch float32 (b, d), zero-shot probs (b, C) or None)."""
-        self._check_fitted(X)
         for start in range(0, X.shape[0], self.batch_size):
             rows = slice(start, start + self.batch_size)
             Xb = np.asarray(X[rows], dtype=np.float32)
@@ -207,12 +207,13 @@ class Committee(BaseEstimator):  # type: ignore[misc]
 
     def _check_fitted(self, X: np.ndarray) -> None:
         if not hasattr(self, "coef_"):
-            raise ValueError("this Committee is not fitted yet; call fit first")
+            raise NotFittedError("this Committee is not fitted yet; call fit first")
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must be (n, {self.n_features_in_}); got {X.shape}")
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Main member's probabilities over the whole label set: X (n, d) -> (n, C) float32."""
+        self._check_fitted(X)
         out = np.empty((X.shape[0], self.n_classes_), dtype=np.float32)
         for rows, Xb, prior in self._batches(X):
             logits = Xb @ self.coef_.T
@@ -222,6 +223,7 @@ class Committee(BaseEstimator):  # type: ignore[misc]
 
     def member_proba(self, X: np.ndarray) -> np.ndarray:
         """Each bootstrap member's probabilities: X (n, d) -> (K, n, C) float32."""
+        self._check_fitted(X)
         n_members, n_seen, dim = self.members_coef_.shape
         out = np.empty((n_members, X.shape[0], self.n_classes_), dtype=np.float32)
         stacked = self.members_coef_.reshape(n_members * n_seen, dim)
@@ -233,6 +235,7 @@ class Committee(BaseEstimator):  # type: ignore[misc]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Most probable label index per row: X (n, d) -> (n,) int64."""
+        self._check_fitted(X)
         out = np.empty(X.shape[0], dtype=np.int64)
         for start in range(0, X.shape[0], self.batch_size):
             rows = slice(start, start + self.batch_size)
