@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.agreement import agreement_summary
 from agent.store import Store
 
 
@@ -20,5 +21,5 @@ def project_status(store: Store) -> dict[str, Any]:
         "rounds": len(store.rounds()),
         "llm": store.cache_totals(),
         "estimated_accuracy": store.get_meta("estimated_accuracy"),
-        "agreement": store.get_meta("agreement"),
+        "agreement": agreement_summary(store),  # Cohen's kappa over overlap items
     }
