@@ -53,9 +53,9 @@ def overlap_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
         labels[actor] = label  # a later decision replaces the earlier; first-seen order stays
     pairs: list[tuple[str, str]] = []
     for key in sorted(by_item):
-        labels = list(by_item[key].values())
-        if len(labels) >= 2:
-            pairs.append((labels[0], labels[1]))
+        ordered = list(by_item[key].values())
+        if len(ordered) >= 2:
+            pairs.append((ordered[0], ordered[1]))
     return pairs
 
 
