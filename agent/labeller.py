@@ -1,0 +1,472 @@
+"""Prompt -> backend -> validated LabelDecision: confidence, re-asks, cache, budgets, concurrency.
+
+Confidence comes from label-token logprobs where the backend returns them, else from the vote
+share of `cfg.samples` samples, else (samples == 1) from the model's stated confidence, which
+is flagged as such. A reply that does not validate is re-asked with the error fed back, up to
+`cfg.max_reasks` times; an item that never validates becomes an abstain whose usage carries
+the error and raw reply (`LLMValidationError` only when every item of a request failed).
+Every validated answer is written to the cache the moment it arrives, so nothing is paid twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
+
+from agent.answers import (
+    Answer,
+    AnswerError,
+    Reply,
+    answer_schema,
+    label_confidences,
+    make_answer_model,
+    parse_reply,
+    vote,
+)
+from agent.budget import Budget
+from agent.config import LLMConfig
+from agent.errors import BudgetExceededError, LLMError, LLMValidationError
+from agent.llm.protocol import ChatBackend, ChatChoice, ChatRequest, ChatResponse
+from agent.prompts import PromptSet
+from agent.types import Item, LabelDecision, LabelSet, text_hash
+
+SAMPLE_TEMPERATURE = 0.7  # self-consistency samples need diversity; used when cfg says 0
+TOP_LOGPROBS = 5
+Examples = Sequence[tuple[str, str]]
+
+
+class ResponseCache(Protocol):
+    """What the labeller needs from the store's LLM cache."""
+
+    def cache_get(self, key: str) -> dict[str, Any] | None: ...
+
+    def cache_put(
+        self,
+        key: str,
+        model: str,
+        payload: dict[str, Any],
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost_usd: float = 0.0,
+    ) -> None: ...
+
+
+class BudgetStop(BudgetExceededError):
+    """A budget ran out mid-request; `decisions` keeps what was done (None = not labelled)."""
+
+    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
+        super().__init__(str(cause), attempts=cause.attempts, usage=cause.usage, raw=cause.raw)
+        self.decisions = decisions
+
+
+class LabellingFailed(LLMError):
+    """The backend failed after its retries; `decisions` keeps what was done."""
+
+    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
+        done = sum(d is not None for d in decisions)
+        super().__init__(
+            f"{cause} ({done} of {len(decisions)} items labelled before the failure)",
+            attempts=cause.attempts,
+            usage=cause.usage,
+            raw=cause.raw,
+        )
+        self.decisions = decisions
+
+
+@dataclass
+class LabellerStats:
+    """Running totals of one Labeller (fresh work only; cached answers count as hits)."""
+
+    calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    abstains: int = 0
+    reasks: int = 0
+    failures: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Job:
+    """One distinct question: an item text with its few-shot examples, under one cache key."""
+
+    key: str
+    text: str
+    examples: list[tuple[str, str]]
+    spent: dict[str, float] = field(default_factory=dict)  # calls, tokens, cost (shares)
+
+
+@dataclass
+class _Run:
+    """Per-call state of `label_items`: concurrency limits and what is done so far."""
+
+    sem: asyncio.Semaphore
+    probe: asyncio.Lock
+    done: dict[str, LabelDecision] = field(default_factory=dict)
+    failed: dict[str, LLMValidationError] = field(default_factory=dict)
+
+
+def confidence_method(backend: ChatBackend, cfg: LLMConfig) -> str:
+    """'logprob' if the backend returns token logprobs, else 'consistency' when
+    cfg.samples > 1, else 'stated' (the last resort)."""
+    if backend.supports_logprobs:
+        return "logprob"
+    return "consistency" if cfg.samples > 1 else "stated"
+
+
+class Labeller:
+    """Labels items with an LLM backend; `stats` sums what it spent."""
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        label_set: LabelSet,
+        cfg: LLMConfig,
+        cache: ResponseCache | None,
+        prompts: PromptSet | None = None,
+        *,
+        budget: Budget | None = None,
+    ) -> None:
+        self.backend, self.label_set, self.cfg, self.cache = backend, label_set, cfg, cache
+        self.prompts = prompts or PromptSet.load()
+        self.prompt_hash = self.prompts.hash(label_set)
+        self.method = confidence_method(backend, cfg)
+        self.budget = budget or Budget(cfg.budget_calls, cfg.budget_usd)
+        self.stats = LabellerStats()
+        self._model = make_answer_model(label_set)
+        self._schemas = {b: answer_schema(self._model, batch=b) for b in (False, True)}
+        self._params = self._cache_params()
+
+    # ---- public ------------------------------------------------------------------------
+    async def label_items(
+        self, items: Sequence[Item], examples: Sequence[Examples] | None = None
+    ) -> list[LabelDecision]:
+        """One decision per item, in order (label None = abstain). Cached answers cost nothing;
+        identical questions in one request are asked once."""
+        shots = self._shots(items, examples)
+        keys = [self.cache_key(_hash(item), ex) for item, ex in zip(items, shots)]
+        run = _Run(asyncio.Semaphore(self.cfg.concurrency), asyncio.Lock())
+        pending: dict[str, _Job] = {}
+        for item, key, ex in zip(items, keys, shots):
+            if key in run.done or key in pending:
+                continue
+            cached = self._from_cache(key)
+            if cached is not None:
+                run.done[key] = cached
+            else:
+                pending[key] = _Job(key, item.text, list(ex))
+        self.stats.cache_hits += sum(key in run.done for key in keys)
+        jobs = list(pending.values())
+        size = self.cfg.items_per_call
+        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+        errors = await _gather(self._run_chunk(run, chunk) for chunk in chunks)
+        decisions = [run.done.get(key) for key in keys]
+        _raise_incomplete(errors, decisions, run, pending)
+        return [d for d in decisions if d is not None]
+
+    def label_items_sync(
+        self, items: Sequence[Item], examples: Sequence[Examples] | None = None
+    ) -> list[LabelDecision]:
+        """`label_items` for callers without an event loop."""
+        return asyncio.run(self.label_items(items, examples))
+
+    def cache_key(self, item_hash: str, examples: Examples) -> str:
+        """sha256 of model, prompt hash, call parameters, text hash and few-shot examples."""
+        blob = {
+            "model": self.backend.model,
+            "prompt": self.prompt_hash,
+            "params": self._params,
+            "text": item_hash,
+            "examples": [[text_hash(t), label] for t, label in examples],
+        }
+        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+    # ---- one chunk: a multi-item call, then the bad items alone ---------------------------
+    async def _run_chunk(self, run: _Run, jobs: list[_Job]) -> None:
+        if len(jobs) == 1:
+            await self._label_alone(run, jobs[0])
+            return
+        texts = [job.text for job in jobs]
+        messages = self.prompts.messages(self.label_set, texts, _merge_examples(jobs, self.cfg))
+        reply, _ = await self._ask(run, jobs, messages)
+        retry = [job for job, out in zip(jobs, reply) if isinstance(out, AnswerError)]
+        self.stats.reasks += len(retry)
+        errors = await _gather(self._label_alone(run, job) for job in retry)
+        if errors:
+            raise errors[0]
+
+    async def _label_alone(self, run: _Run, job: _Job) -> None:
+        """Ask about one item; feed each validation error back, at most cfg.max_reasks times."""
+        messages = self.prompts.messages(self.label_set, [job.text], job.examples)
+        for attempt in range(1, self.cfg.max_reasks + 2):
+            outcome, raw = await self._ask(run, [job], messages)
+            if not isinstance(outcome[0], AnswerError):
+                return
+            if attempt <= self.cfg.max_reasks:
+                self.stats.reasks += 1
+                messages = [
+                    *messages,
+                    {"role": "assistant", "content": raw},
+                    {"role": "user", "content": self.prompts.reask_message(str(outcome[0]))},
+                ]
+        self._record_failure(run, job, attempt, str(outcome[0]), raw)
+
+    # ---- one question: call(s), parse, decide, record -------------------------------------
+    async def _ask(
+        self, run: _Run, jobs: list[_Job], messages: list[dict[str, str]]
+    ) -> tuple[list[LabelDecision | AnswerError], str]:
+        """Ask once (several calls when sampling without n support); record what validates."""
+        request = self._request(messages, len(jobs))
+        choices = await self._sample(run, request, jobs)
+        if not choices:
+            return [AnswerError("the reply had no choices")] * len(jobs), ""
+        replies = [parse_reply(self._model, c.text, len(jobs)) for c in choices]
+        outcomes: list[LabelDecision | AnswerError] = []
+        for index, job in enumerate(jobs):
+            answers = [r.answers[index] for r in replies]
+            valid = [a for a in answers if isinstance(a, Answer)]
+            if not valid:
+                outcomes.append(next(a for a in answers if isinstance(a, AnswerError)))
+                continue
+            decision = self._decide(job, valid, len(choices), choices[0], replies[0])
+            self._record(run, job, decision)
+            outcomes.append(decision)
+        return outcomes, choices[0].text
+
+    def _request(self, messages: list[dict[str, str]], count: int) -> ChatRequest:
+        sampling = self.method == "consistency"
+        structured = self.backend.supports_json_schema
+        return ChatRequest(
+            messages=messages,
+            response_schema=self._schemas[count > 1] if structured else None,
+            schema_name="label_decisions" if count > 1 else "label_decision",
+            n=self.cfg.samples if sampling else 1,
+            temperature=self._temperature(),
+            max_tokens=self.cfg.max_tokens * count,
+            logprobs=self.method == "logprob",
+            top_logprobs=TOP_LOGPROBS if self.method == "logprob" else None,
+        )
+
+    async def _sample(self, run: _Run, request: ChatRequest, jobs: list[_Job]) -> list[ChatChoice]:
+        """All choices of one question: a backend that ignores `n` gets more calls."""
+        responses = [await self._call(run, request)]
+        choices = list(responses[0].choices)
+        while len(choices) < request.n and len(responses) < request.n:
+            extra = await self._call(run, replace(request, n=request.n - len(choices)))
+            responses.append(extra)
+            if not extra.choices:
+                break
+            choices.extend(extra.choices)
+        for job in jobs:  # each item of a multi-item call carries an equal share
+            for response in responses:
+                _add_share(job.spent, response, len(jobs))
+        return choices
+
+    async def _call(self, run: _Run, request: ChatRequest) -> ChatResponse:
+        """One backend call within the concurrency limit and the budget. While a dollar limit
+        is set and no call's price is known yet, calls go one at a time."""
+        async with run.sem:
+            if self.budget.needs_probe:
+                async with run.probe:
+                    if self.budget.needs_probe:
+                        return await self._paid_call(request)
+            return await self._paid_call(request)
+
+    async def _paid_call(self, request: ChatRequest) -> ChatResponse:
+        reserved = self.budget.reserve()
+        try:
+            response = await self.backend.complete(request)
+        except BaseException:
+            self.budget.settle(reserved, None)
+            raise
+        self.budget.settle(reserved, response.cost_usd)
+        self.stats.calls += 1
+        self.stats.prompt_tokens += response.usage.prompt_tokens
+        self.stats.completion_tokens += response.usage.completion_tokens
+        self.stats.cost_usd += response.cost_usd
+        return response
+
+    def _decide(
+        self, job: _Job, valid: list[Answer], total: int, first: ChatChoice, reply: Reply
+    ) -> LabelDecision:
+        """Pick the label and its confidence by the configured method."""
+        note: dict[str, Any] = {}
+        if self.method == "consistency":
+            answer, confidence = vote(valid, total, self.label_set)
+            method = "consistency"
+            note["votes"] = sum(a.label == answer.label for a in valid)
+            note["samples"] = total
+        else:
+            answer, method, confidence = valid[0], "stated", valid[0].stated
+            if self.method == "logprob":
+                found = label_confidences(first.text, first.logprobs, reply.raw_labels)
+                if answer.position < len(found) and found[answer.position] is not None:
+                    method, confidence = "logprob", float(found[answer.position] or 0.0)
+                else:
+                    note["confidence_note"] = "no label logprobs in the reply"
+            if method == "stated":
+                note["stated_only"] = True
+        usage = {**job.spent, "stated_confidence": answer.stated, **note}
+        return LabelDecision(
+            label=answer.label,
+            confidence=confidence,
+            rationale=answer.rationale,
+            confidence_method=method,
+            usage=usage,
+            prompt_hash=self.prompt_hash,
+            model=self.backend.model,
+        )
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+    def _record(self, run: _Run, job: _Job, decision: LabelDecision) -> None:
+        """Keep a validated decision and cache it at once (a later crash never pays again)."""
+        run.done[job.key] = decision
+        if decision.label is None:
+            self.stats.abstains += 1
+        if self.cache is not None:
+            payload = {
+                "label": decision.label,
+                "confidence": decision.confidence,
+                "rationale": decision.rationale,
+                "method": decision.confidence_method,
+                "usage": decision.usage,
+            }
+            self.cache.cache_put(
+                job.key,
+                self.backend.model,
+                payload,
+                prompt_tokens=int(job.spent.get("prompt_tokens", 0)),
+                completion_tokens=int(job.spent.get("completion_tokens", 0)),
+                cost_usd=float(job.spent.get("cost_usd", 0.0)),
+            )
+
+    def _record_failure(self, run: _Run, job: _Job, attempts: int, error: str, raw: str) -> None:
+        """An item that never validated: an abstain with the reason (not cached)."""
+        self.stats.failures += 1
+        usage = {**job.spent, "attempts": attempts, "error": error, "raw": raw[:2000]}
+        run.done[job.key] = LabelDecision(
+            label=None,
+            confidence=0.0,
+            rationale=f"invalid output after {attempts} attempts",
+            confidence_method="none",
+            usage=usage,
+            prompt_hash=self.prompt_hash,
+            model=self.backend.model,
+        )
+        run.failed[job.key] = LLMValidationError(
+            f"no valid answer after {attempts} attempts: {error}",
+            attempts=attempts,
+            usage=dict(job.spent),
+            raw=raw,
+        )
+
+    def _from_cache(self, key: str) -> LabelDecision | None:
+        payload = self.cache.cache_get(key) if self.cache is not None else None
+        if payload is None:
+            return None
+        return LabelDecision(
+            label=payload["label"],
+            confidence=float(payload["confidence"]),
+            rationale=str(payload.get("rationale", "")),
+            confidence_method=str(payload.get("method", "stated")),
+            cached=True,
+            usage={"cached": True, "paid": payload.get("usage", {})},
+            prompt_hash=self.prompt_hash,
+            model=self.backend.model,
+        )
+
+    def _shots(
+        self, items: Sequence[Item], examples: Sequence[Examples] | None
+    ) -> list[list[tuple[str, str]]]:
+        """Each item's few-shot examples, at most cfg.few_shot_k."""
+        if examples is None:
+            return [[] for _ in items]
+        if len(examples) != len(items):
+            raise ValueError(f"{len(examples)} example lists for {len(items)} items")
+        k = self.cfg.few_shot_k
+        return [[(str(t), str(label)) for t, label in ex][:k] for ex in examples]
+
+    def _temperature(self) -> float:
+        if self.method == "consistency" and self.cfg.temperature == 0.0:
+            return SAMPLE_TEMPERATURE
+        return self.cfg.temperature
+
+    def _cache_params(self) -> dict[str, Any]:
+        """Everything besides model, prompts and item that changes the answer."""
+        schema = json.dumps(self._schemas[False], sort_keys=True)
+        return {
+            "method": self.method,
+            "temperature": self._temperature(),
+            "n": self.cfg.samples if self.method == "consistency" else 1,
+            "max_tokens": self.cfg.max_tokens,
+            "schema": hashlib.sha256(schema.encode()).hexdigest()[:16]
+            if self.backend.supports_json_schema
+            else None,
+            "logprobs": self.method == "logprob",
+        }
+
+
+def _hash(item: Item) -> str:
+    return item.text_hash or text_hash(item.text)
+
+
+def _add_share(spent: dict[str, float], response: ChatResponse, parts: int) -> None:
+    """Add 1/parts of a call's tokens and cost to an item's running usage."""
+    for name, value in (
+        ("calls", 1.0),
+        ("prompt_tokens", response.usage.prompt_tokens),
+        ("completion_tokens", response.usage.completion_tokens),
+        ("cost_usd", response.cost_usd),
+    ):
+        spent[name] = spent.get(name, 0.0) + value / parts
+
+
+def _merge_examples(jobs: list[_Job], cfg: LLMConfig) -> list[tuple[str, str]]:
+    """The items' examples taken in turns (each item's nearest first), deduplicated, capped."""
+    merged: dict[tuple[str, str], None] = {}
+    depth = max((len(job.examples) for job in jobs), default=0)
+    for rank in range(depth):
+        for job in jobs:
+            if rank < len(job.examples) and len(merged) < cfg.few_shot_k:
+                merged.setdefault(job.examples[rank])
+    return list(merged)
+
+
+async def _gather(coroutines: Any) -> list[BaseException]:
+    """Run all to completion (a failure never cancels the rest); return the exceptions."""
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    return [r for r in results if isinstance(r, BaseException)]
+
+
+def _raise_incomplete(
+    errors: list[BaseException],
+    decisions: list[LabelDecision | None],
+    run: _Run,
+    pending: dict[str, _Job],
+) -> None:
+    """Raise what stopped the request, carrying the decisions made before it."""
+    for error in errors:
+        if not isinstance(error, LLMError):
+            raise error
+    for error in errors:
+        if isinstance(error, BudgetExceededError):
+            raise BudgetStop(error, decisions) from error
+    for error in errors:
+        if isinstance(error, LLMError):
+            raise LabellingFailed(error, decisions) from error
+    if pending and all(key in run.failed for key in pending):
+        last = run.failed[next(reversed(pending))]
+        raise LLMValidationError(
+            f"every one of {len(pending)} items failed validation; last: {last}",
+            attempts=last.attempts,
+            usage=last.usage,
+            raw=last.raw,
+        )
