@@ -14,8 +14,15 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
-from agent.llm.openai_backend import estimate_tokens, request_kwargs, to_chat_response
-from agent.llm.protocol import ChatRequest, ChatResponse
+from agent.errors import ConfigError
+from agent.llm.openai_backend import (
+    LOCAL_PLACEHOLDER_KEY,
+    PREFIX_KEY_ENV,
+    estimate_tokens,
+    request_kwargs,
+    to_chat_response,
+)
+from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import CallGuard, Failure, RetryPolicy, failure_for_status
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
@@ -29,7 +36,9 @@ def import_litellm() -> ModuleType:
     import litellm
 
     litellm.suppress_debug_info = True
-    litellm.turn_off_message_logging = True
+    # No callbacks are registered, so nothing is logged anywhere; turn_off_message_logging
+    # would only add a deep copy of every request and reply per call (redaction).
+    litellm.turn_off_message_logging = False
     litellm.set_verbose = False
     litellm.logging = False
     litellm.disable_streaming_logging = True
@@ -113,7 +122,8 @@ class LiteLLMBackend:
         self._litellm = import_litellm()
         self.model = model
         self.api_base = api_base
-        self._api_key_env = api_key_env  # None: litellm reads the provider's usual variable
+        self._api_key_env = api_key_env or self._key_env_for_local_server()
+        self._check_keys()
         self._timeout_s = timeout_s
         self._headers = dict(extra_headers or {})
         self.supports_json_schema = (
@@ -130,6 +140,29 @@ class LiteLLMBackend:
 
     def __repr__(self) -> str:
         return f"LiteLLMBackend(model={self.model!r}, api_base={self.api_base!r})"
+
+    def _key_env_for_local_server(self) -> str | None:
+        """OpenAI-compatible local servers take any key: name the variable to read, if any.
+
+        None leaves the key to litellm, which reads the provider's usual variable.
+        """
+        if self.api_base is None:
+            return None
+        return next(
+            (env for prefix, env in PREFIX_KEY_ENV.items() if self.model.startswith(prefix)), None
+        )
+
+    def _check_keys(self) -> None:
+        """Fail at once, naming the variable, when a hosted provider's API key is missing."""
+        if self._api_key_env is not None:
+            return
+        try:
+            report = self._litellm.validate_environment(model=self.model)
+        except Exception:  # unknown provider: let the first call report it
+            return
+        missing = [key for key in report.get("missing_keys", []) if key.endswith("_API_KEY")]
+        if missing:
+            raise ConfigError(f"{', '.join(missing)} not set in the environment", field="llm.model")
 
     def _known(self, probe: Any) -> bool:
         """Ask litellm's model map about a capability; an unmapped model answers False."""
@@ -159,17 +192,23 @@ class LiteLLMBackend:
         if self.api_base is not None:
             kwargs["api_base"] = self.api_base
         if self._api_key_env is not None:
-            kwargs["api_key"] = os.environ.get(self._api_key_env)
+            placeholder = LOCAL_PLACEHOLDER_KEY if self.api_base is not None else None
+            kwargs["api_key"] = os.environ.get(self._api_key_env) or placeholder
         if self._headers:
             kwargs["extra_headers"] = self._headers
         return kwargs
 
-    def _cost(self, raw: Any, response: ChatResponse) -> float:
-        """litellm.completion_cost on the raw response; 0.0 for models without a price."""
-        try:
-            return float(self._litellm.completion_cost(completion_response=raw, model=self.model))
-        except Exception:  # unmapped model: litellm raises instead of pricing at zero
+    def _cost(self, raw: Any, usage: Usage) -> float:
+        """USD from litellm's cost map: the cost litellm already computed for this response
+        (completion_cost, kept in its hidden params), else per-token prices; 0.0 if unpriced."""
+        hidden = getattr(raw, "_hidden_params", None) or {}
+        computed = hidden.get("response_cost")
+        if isinstance(computed, int | float):
+            return float(computed)
+        price = price_per_token(self.model)
+        if price is None:
             return 0.0
+        return usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat call through the concurrency cap, rate limits and retries."""
@@ -178,7 +217,7 @@ class LiteLLMBackend:
         async def call() -> ChatResponse:
             raw = await self._litellm.acompletion(**kwargs)
             response = to_chat_response(raw, self.model)
-            return replace(response, cost_usd=self._cost(raw, response))
+            return replace(response, cost_usd=self._cost(raw, response.usage))
 
         return await self.guard.run(
             call,

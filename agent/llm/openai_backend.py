@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 import pydantic
+from openai.types.chat import ChatCompletion
 
 from agent.errors import ConfigError
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
@@ -184,15 +185,17 @@ class OpenAIBackend:
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat call through the concurrency cap, rate limits and retries."""
-        kwargs = request_kwargs(
+        body = request_kwargs(
             request, json_schema=self.supports_json_schema, logprobs=self.supports_logprobs
         )
         limit_key = "max_completion_tokens" if self.api_base is None else "max_tokens"
-        kwargs[limit_key] = request.max_tokens
+        body.update({"model": self._wire_model, limit_key: request.max_tokens})
 
         async def call() -> ChatResponse:
-            raw = await self._clients.get().chat.completions.create(
-                model=self._wire_model, **kwargs
+            # client.post, not chat.completions.create: create() re-walks the whole JSON schema
+            # on every call to transform typed params, about 30 % of the client's CPU per call.
+            raw = await self._clients.get().post(
+                "/chat/completions", body=body, cast_to=ChatCompletion
             )
             response = to_chat_response(raw, self.model)
             return replace(response, cost_usd=self._cost(response.usage))

@@ -12,7 +12,9 @@ Header `x-test-latency` overrides the server's latency for one request.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import json
 import math
 import re
@@ -45,6 +47,7 @@ class Knobs:
     bad_label: str = "not_a_label"
     api_key: str | None = None  # when set, requests must carry `Authorization: Bearer <key>`
     model_ids: tuple[str, ...] = ("test-model",)
+    record: bool = True  # keep request bodies and headers in `stats` (off for long runs)
 
 
 @dataclass
@@ -214,6 +217,7 @@ class LLMTestServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_stats", self._stats)
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2
         )
@@ -233,6 +237,18 @@ class LLMTestServer:
         ]
         return web.json_response({"object": "list", "data": data})
 
+    async def _stats(self, request: web.Request) -> web.Response:
+        """Counters as JSON, for a server running in another process (see `main`)."""
+        stats = self.stats
+        return web.json_response(
+            {
+                "requests": stats.requests,
+                "in_flight": stats.in_flight,
+                "max_in_flight": stats.max_in_flight,
+                "faults": dict(stats.faults),
+            }
+        )
+
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         stats = self.stats
         stats.requests += 1
@@ -248,8 +264,9 @@ class LLMTestServer:
             body = await request.json()
         except ValueError:
             return _error(400, "request body is not JSON", "invalid_request_error")
-        stats.bodies.append(body)
-        stats.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.knobs.record:
+            stats.bodies.append(body)
+            stats.headers.append({k.lower(): v for k, v in request.headers.items()})
         fault = request.headers.get(FAULT_HEADER) or (
             self._script.popleft() if self._script else "ok"
         )
@@ -325,3 +342,26 @@ def _error(
 ) -> web.Response:
     payload = {"error": {"message": message, "type": kind, "code": str(status)}}
     return web.json_response(payload, status=status, headers=headers)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until interrupted: `python -m agent.llm.test_server --latency 0.2`.
+
+    Prints the base URL as the first line of stdout, so a parent process can read it.
+    """
+    parser = argparse.ArgumentParser(description="OpenAI-compatible test server on 127.0.0.1")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--no-logprobs", action="store_true", help="never answer logprobs")
+    parser.add_argument("--record", action="store_true", help="keep request bodies in memory")
+    args = parser.parse_args(argv)
+    server = LLMTestServer(
+        latency_s=args.latency, logprobs=not args.no_logprobs, record=args.record
+    )
+    with server:
+        print(server.base_url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
