@@ -26,8 +26,17 @@ $(DEVSTAMP): $(STAMP) pyproject.toml
 install: $(STAMP)
 install-dev: $(DEVSTAMP)
 
+# The main job on the bundled example. LABELAGENT_LLM picks an LLM (default: none); a
+# simulated operator answers the review queue from the gold file, 120 labels at most.
+LABELAGENT_LLM ?= none
 demo: $(STAMP)
-	$(PY) -m agent.demo --project $(DEMO)
+	rm -rf $(DEMO)
+	$(VENV)/bin/labelagent init $(DEMO) --labels examples/support/labels.json
+	$(VENV)/bin/labelagent import $(DEMO) examples/support/messages.csv --id-col id
+	$(VENV)/bin/labelagent run $(DEMO) --llm "$(LABELAGENT_LLM)" --rounds 8 --batch-size 40 \
+		--human-budget 120 --oracle-file examples/support/gold.csv
+	$(VENV)/bin/labelagent export $(DEMO) $(DEMO)/labels.csv
+	$(PY) -m agent.score $(DEMO)/labels.csv examples/support/gold.csv
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check agent tests evals

@@ -25,7 +25,9 @@ from agent.status import project_status
 from agent.store import Store
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
     help="Label text corpora with an LLM, a small classifier and a human.",
 )
 console = Console(stderr=True)
@@ -116,6 +118,74 @@ def status(
     from agent.render import render_status
 
     render_status(Console(), info)
+
+
+LLMOption = Annotated[
+    str | None,
+    typer.Option("--llm", help="litellm model string, 'none', or simulated:/replay: specs."),
+]
+
+
+@app.command()
+@friendly
+def run(
+    project: ProjectDir,
+    llm: LLMOption = None,
+    api_base: Annotated[str | None, typer.Option(help="Base URL of the LLM endpoint.")] = None,
+    rounds: Annotated[int, typer.Option(min=0, help="Rounds in this run.")] = 10,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Items per round.")] = None,
+    human_budget: Annotated[int | None, typer.Option(min=0, help="Human labels, in all.")] = None,
+    llm_budget: Annotated[int | None, typer.Option(min=0, help="Paid LLM calls, in all.")] = None,
+    target_accuracy: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy.")
+    ] = None,
+    oracle_file: Annotated[
+        Path | None,
+        typer.Option(help="CSV of id,label that answers the review queue (simulation/demo)."),
+    ] = None,
+) -> None:
+    """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue."""
+    from agent.run_command import RunOptions, run_project
+
+    options = RunOptions(
+        llm=llm,
+        api_base=api_base,
+        rounds=rounds,
+        batch_size=batch_size,
+        human_budget=human_budget,
+        llm_budget=llm_budget,
+        target_accuracy=target_accuracy,
+        oracle_file=oracle_file,
+    )
+    run_project(project, _load_config(project), options, console)
+
+
+@app.command()
+@friendly
+def review(
+    project: ProjectDir,
+    operator: Annotated[str, typer.Option(help="Your name, stored with every decision.")] = (
+        os.environ.get("USER", "operator")
+    ),
+) -> None:
+    """Open the review queue in a terminal UI, most valuable item first."""
+    from agent.run_command import review_project
+
+    review_project(project, _load_config(project), operator)
+
+
+@app.command()
+@friendly
+def estimate(
+    project: ProjectDir,
+    llm: LLMOption = None,
+    items: Annotated[int | None, typer.Option(help="Items to label (default: unlabelled).")] = None,
+) -> None:
+    """Expected LLM calls, tokens and cost for labelling the project, before paying."""
+    from agent.run_command import estimate_project
+
+    info = estimate_project(project, _load_config(project), llm, items)
+    typer.echo(json.dumps(info, indent=2))
 
 
 def _load_config(project: Path) -> ProjectConfig:

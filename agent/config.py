@@ -77,7 +77,9 @@ class ProjectConfig(BaseModel):
         try:
             return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"not valid JSON ({exc.msg})", file=str(path), row=exc.lineno) from None
+            raise ConfigError(
+                f"not valid JSON ({exc.msg})", file=str(path), row=exc.lineno
+            ) from None
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])

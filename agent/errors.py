@@ -1,15 +1,15 @@
 """The exception tree. Every message carries the numbers and the file/row it is about.
 
-    LabelAgentError                 base; the CLI turns any of these into one line + exit 2
-    ├── InputError                  bad user input (file, row, field named in the message)
-    │   ├── LabelSetError           a label file that cannot be read or is empty/duplicated
-    │   └── ConfigError             a config value out of range or unknown
-    ├── StoreError                  the project folder or its database is missing/incompatible
-    ├── PoolExhaustedError          a strategy asked for more items than there are candidates
-    ├── EmbeddingError              the embedding model cannot be loaded
-    └── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
-        ├── LLMValidationError      replies never validated against the schema
-        └── BudgetExceededError     a call or dollar budget would be exceeded
+LabelAgentError                 base; the CLI turns any of these into one line + exit 2
+├── InputError                  bad user input (file, row, field named in the message)
+│   ├── LabelSetError           a label file that cannot be read or is empty/duplicated
+│   └── ConfigError             a config value out of range or unknown
+├── StoreError                  the project folder or its database is missing/incompatible
+├── PoolExhaustedError          a strategy asked for more items than there are candidates
+├── EmbeddingError              the embedding model cannot be loaded
+└── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
+    ├── LLMValidationError      replies never validated against the schema
+    └── BudgetExceededError     a call or dollar budget would be exceeded
 """
 
 from __future__ import annotations

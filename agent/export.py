@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +17,18 @@ from agent.errors import InputError
 from agent.store import CurrentLabel, Store
 
 COLUMNS = [
-    "id", "text", "label", "source", "confidence", "actor", "round", "prompt_hash",
-    "labelled_at", "llm_label", "llm_confidence", "llm_rationale",
+    "id",
+    "text",
+    "label",
+    "source",
+    "confidence",
+    "actor",
+    "round",
+    "prompt_hash",
+    "labelled_at",
+    "llm_label",
+    "llm_confidence",
+    "llm_rationale",
 ]
 WRITERS = (".csv", ".jsonl", ".parquet")
 # A cell starting with one of these is run as a formula by spreadsheet programs.
@@ -29,8 +39,9 @@ def export(store: Store, out: Path) -> dict[str, Any]:
     """Write the corpus to `out` (format by extension) and return the summary written beside it."""
     suffix = out.suffix.lower()
     if suffix not in WRITERS:
-        raise InputError(f"unknown export format '{suffix}'; use one of {', '.join(WRITERS)}",
-                         file=str(out))
+        raise InputError(
+            f"unknown export format '{suffix}'; use one of {', '.join(WRITERS)}", file=str(out)
+        )
     summary = export_summary(store)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
@@ -73,13 +84,20 @@ def _record(
     record.update(id=ext_id, text=text, label="")
     if label is not None:
         record.update(
-            label=label.label or "", source=label.source, confidence=label.confidence,
-            actor=label.actor, round=label.round, prompt_hash=label.prompt_hash or None,
+            label=label.label or "",
+            source=label.source,
+            confidence=label.confidence,
+            actor=label.actor,
+            round=label.round,
+            prompt_hash=label.prompt_hash or None,
             labelled_at=_iso(label.created_at),
         )
     if vote is not None:
-        record.update(llm_label=vote["label"], llm_confidence=vote["confidence"],
-                      llm_rationale=vote["rationale"])
+        record.update(
+            llm_label=vote["label"],
+            llm_confidence=vote["confidence"],
+            llm_rationale=vote["rationale"],
+        )
     return record
 
 
@@ -117,8 +135,17 @@ def _write_parquet(path: Path, records: Iterator[dict[str, Any]], summary: dict[
     import pyarrow.parquet as pq
 
     schema = pa.schema(
-        [(c, pa.float64() if c in ("confidence", "llm_confidence")
-          else pa.int64() if c == "round" else pa.string()) for c in COLUMNS],
+        [
+            (
+                c,
+                pa.float64()
+                if c in ("confidence", "llm_confidence")
+                else pa.int64()
+                if c == "round"
+                else pa.string(),
+            )
+            for c in COLUMNS
+        ],
         metadata={"labelagent.summary": json.dumps(summary)},
     )
     with pq.ParquetWriter(path, schema) as writer:

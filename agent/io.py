@@ -61,7 +61,9 @@ def _label_set_from(data: Any, path: Path) -> LabelSet:
         if name.strip() in seen:
             raise LabelSetError(
                 f"duplicate label '{name}' (first at row {seen[name.strip()]})",
-                file=str(path), row=row, field="name",
+                file=str(path),
+                row=row,
+                field="name",
             )
         seen[name.strip()] = row
     cleaned = [e.strip() if isinstance(e, str) else {**e, "name": e["name"].strip()} for e in data]
@@ -74,21 +76,21 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise InputError(
-            f"not valid UTF-8 (line {_bad_utf8_line(path)})", file=str(path)
-        ) from None
+        raise InputError(f"not valid UTF-8 (line {_bad_utf8_line(path)})", file=str(path)) from None
 
 
 # ---- corpus files ------------------------------------------------------------------------
 def read_rows(
     path: Path, columns: Columns, label_set: LabelSet | None = None
 ) -> Iterator[tuple[str, str, str | None]]:
-    """Yield validated (id, text, label|None) rows in input order; raise InputError on the first bad one."""
+    """Validated (id, text, label|None) rows in input order; InputError on the first bad one."""
     if not path.is_file():
         raise InputError("no such file", file=str(path))
     suffix = path.suffix.lower()
     if suffix not in READERS:
-        raise InputError(f"unknown format '{suffix}'; use one of {', '.join(READERS)}", file=str(path))
+        raise InputError(
+            f"unknown format '{suffix}'; use one of {', '.join(READERS)}", file=str(path)
+        )
     records = {".csv": _csv_records, ".parquet": _parquet_records}.get(suffix, _jsonl_records)
     seen_ids: dict[str, int] = {}
     for row, record in records(path, columns):
@@ -96,8 +98,12 @@ def read_rows(
 
 
 def _validate(
-    record: dict[str, Any], row: int, path: Path, columns: Columns,
-    label_set: LabelSet | None, seen_ids: dict[str, int],
+    record: dict[str, Any],
+    row: int,
+    path: Path,
+    columns: Columns,
+    label_set: LabelSet | None,
+    seen_ids: dict[str, int],
 ) -> tuple[str, str, str | None]:
     file = str(path)
     text = record.get(columns.text)
@@ -109,14 +115,18 @@ def _validate(
     if ext_id in seen_ids:
         raise InputError(
             f"duplicate id '{ext_id}' (first at row {seen_ids[ext_id]})",
-            file=file, row=row, field=columns.id,
+            file=file,
+            row=row,
+            field=columns.id,
         )
     seen_ids[ext_id] = row
     label = _cell(record.get(columns.label)) if columns.label else None
     if label and label_set is not None and label not in label_set:
         raise InputError(
             f"label '{label}' is not in the label set ({_preview(label_set.names)})",
-            file=file, row=row, field=columns.label,
+            file=file,
+            row=row,
+            field=columns.label,
         )
     return ext_id, text, label or None
 
@@ -139,7 +149,8 @@ def _require_columns(path: Path, present: list[str], columns: Columns) -> None:
         if name is not None and name not in present:
             raise InputError(
                 f"column not found; the file has: {', '.join(present) or 'no columns'}",
-                file=str(path), field=name,
+                file=str(path),
+                field=name,
             )
 
 
@@ -177,7 +188,9 @@ def _jsonl_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"malformed JSON ({exc.msg})", file=str(path), row=row) from None
+                    raise InputError(
+                        f"malformed JSON ({exc.msg})", file=str(path), row=row
+                    ) from None
                 if not isinstance(record, dict):
                     raise InputError("expected a JSON object", file=str(path), row=row)
                 if row == 1:
@@ -204,7 +217,9 @@ def _parquet_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[s
                 row += 1
                 yield row, record
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"unreadable Parquet data ({_first_line(exc)})", file=str(path), row=row + 1) from None
+        raise InputError(
+            f"unreadable Parquet data ({_first_line(exc)})", file=str(path), row=row + 1
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -11,8 +11,7 @@ from rich.table import Table
 def format_estimate(estimate: dict[str, float] | None) -> str:
     if not estimate:
         return "not estimated yet (needs human reviews or audits)"
-    return (f"{estimate['value']:.1%} (95% interval {estimate['low']:.1%} - "
-            f"{estimate['high']:.1%})")
+    return f"{estimate['value']:.1%} (95% interval {estimate['low']:.1%} - {estimate['high']:.1%})"
 
 
 def render_status(console: Console, info: dict[str, Any]) -> None:
@@ -26,10 +25,12 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
         table.add_row(f"  by {source}", f"{count:,}")
     table.add_row("review queue", f"{info['queue']:,} pending, {info['reviewed']:,} reviewed")
     llm = info["llm"]
-    table.add_row("LLM calls", f"{llm['calls']:,} ({llm['prompt_tokens'] + llm['completion_tokens']:,}"
-                  f" tokens, ${llm['cost_usd']:.4f})")
+    tokens = llm["prompt_tokens"] + llm["completion_tokens"]
+    table.add_row("LLM calls", f"{llm['calls']:,} ({tokens:,} tokens, ${llm['cost_usd']:.4f})")
     table.add_row("estimated accuracy", format_estimate(info["estimated_accuracy"]))
-    agreement = info.get("agreement")
-    if agreement:
-        table.add_row("operator agreement", f"kappa {agreement['kappa']:.2f} on {agreement['items']} items")
+    agreement = info.get("agreement") or {}
+    if agreement.get("kappa") is not None:
+        table.add_row(
+            "operator agreement", f"kappa {agreement['kappa']:.2f} on {agreement['items']} items"
+        )
     console.print(table)

@@ -38,7 +38,7 @@ class QueueOps:
         raise NotImplementedError
 
     def enqueue(self, entries: Sequence[QueueEntry]) -> int:
-        """Add or refresh pending entries; items already reviewed stay done. Returns rows touched."""
+        """Add or refresh pending entries; reviewed items stay done. Returns rows touched."""
         now = time.time()
         touched = 0
         with self._tx() as conn:
@@ -49,8 +49,15 @@ class QueueOps:
                     " ON CONFLICT(item_key) DO UPDATE SET reason = excluded.reason,"
                     " priority = excluded.priority, suggestion = excluded.suggestion,"
                     " round = excluded.round WHERE queue.state = 'pending'",
-                    (e.item_key, e.reason, e.priority, e.round, json.dumps(e.suggestion),
-                     e.reviews_needed, now),
+                    (
+                        e.item_key,
+                        e.reason,
+                        e.priority,
+                        e.round,
+                        json.dumps(e.suggestion),
+                        e.reviews_needed,
+                        now,
+                    ),
                 )
                 touched += cur.rowcount
         return touched
@@ -111,8 +118,10 @@ class QueueOps:
         return {state: count for state, count in rows}
 
     def pending(self, limit: int | None = None) -> list[QueueEntry]:
-        sql = ("SELECT item_key, reason, priority, round, suggestion, reviews_needed FROM queue"
-               " WHERE state = 'pending' ORDER BY priority DESC, item_key")
+        sql = (
+            "SELECT item_key, reason, priority, round, suggestion, reviews_needed FROM queue"
+            " WHERE state = 'pending' ORDER BY priority DESC, item_key"
+        )
         rows = self._read(sql + (" LIMIT ?" if limit else ""), (limit,) if limit else ())
         return [_entry(r) for r in rows]
 

@@ -84,7 +84,9 @@ class Store(QueueOps):
     def open(cls, folder: Path) -> Store:
         path = folder / DB_FILE
         if not path.exists():
-            raise StoreError(f"{folder}: not a labelagent project (no {DB_FILE}); run 'labelagent init'")
+            raise StoreError(
+                f"{folder}: not a labelagent project (no {DB_FILE}); run 'labelagent init'"
+            )
         store = cls(_connect(str(path)), path)
         store._migrate()
         return store
@@ -141,7 +143,10 @@ class Store(QueueOps):
         with self._tx() as conn:
             conn.executemany(
                 "INSERT INTO labels(idx, name, description) VALUES (?, ?, ?)",
-                [(i, n, d) for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))],
+                [
+                    (i, n, d)
+                    for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))
+                ],
             )
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (json.dumps(time.time()),)
@@ -303,15 +308,27 @@ class Store(QueueOps):
         return json.loads(rows[0][0]) if rows else None  # type: ignore[no-any-return]
 
     def cache_put(
-        self, key: str, model: str, payload: dict[str, Any], prompt_tokens: int = 0,
-        completion_tokens: int = 0, cost_usd: float = 0.0,
+        self,
+        key: str,
+        model: str,
+        payload: dict[str, Any],
+        prompt_tokens: int = 0,
+        completion_tokens: int = 0,
+        cost_usd: float = 0.0,
     ) -> None:
         """Record a paid reply the moment it arrives, so a crash never pays for it twice."""
         with self._tx() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key, model, json.dumps(payload), prompt_tokens, completion_tokens, cost_usd,
-                 time.time()),
+                (
+                    key,
+                    model,
+                    json.dumps(payload),
+                    prompt_tokens,
+                    completion_tokens,
+                    cost_usd,
+                    time.time(),
+                ),
             )
 
     def cache_totals(self) -> dict[str, float]:
@@ -319,8 +336,12 @@ class Store(QueueOps):
             "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
             " COALESCE(SUM(cost_usd),0) FROM llm_cache"
         )[0]
-        return {"calls": row[0], "prompt_tokens": row[1], "completion_tokens": row[2],
-                "cost_usd": float(row[3])}
+        return {
+            "calls": row[0],
+            "prompt_tokens": row[1],
+            "completion_tokens": row[2],
+            "cost_usd": float(row[3]),
+        }
 
     # ---- embedding cache -----------------------------------------------------------------
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
@@ -328,10 +349,8 @@ class Store(QueueOps):
         found: dict[str, np.ndarray] = {}
         for chunk in _chunks(list(hashes), 900):
             marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN ({marks})",
-                [model, *chunk],
-            )
+            sql = "SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN "
+            rows = self._read(f"{sql}({marks})", [model, *chunk])
             found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
         return found
 
@@ -359,8 +378,10 @@ class Store(QueueOps):
 
     def rounds(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT id, started_at, finished_at, stats FROM rounds ORDER BY id")
-        return [{"id": r[0], "started_at": r[1], "finished_at": r[2], "stats": json.loads(r[3])}
-                for r in rows]
+        return [
+            {"id": r[0], "started_at": r[1], "finished_at": r[2], "stats": json.loads(r[3])}
+            for r in rows
+        ]
 
 
 _NOT_RETRACTED = " AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract')"
@@ -379,14 +400,26 @@ def _check_same_text(
     if stored and stored[0] != text_hash(text):
         raise InputError(
             f"id '{ext_id}' is already in the project with a different text",
-            file=source_file, row=row, field="id",
+            file=source_file,
+            row=row,
+            field="id",
         )
 
 
 def _annotation_row(a: Annotation, now: float) -> tuple[Any, ...]:
     return (
-        a.item_key, a.label, Source(a.source).value, Kind(a.kind).value, a.actor, a.confidence,
-        a.rationale, a.prompt_hash, a.round, a.duration_ms, json.dumps(a.meta), now,
+        a.item_key,
+        a.label,
+        Source(a.source).value,
+        Kind(a.kind).value,
+        a.actor,
+        a.confidence,
+        a.rationale,
+        a.prompt_hash,
+        a.round,
+        a.duration_ms,
+        json.dumps(a.meta),
+        now,
     )
 
 

@@ -137,4 +137,4 @@ class Selection:
     scores: np.ndarray
 
     def __len__(self) -> int:
-        return int(len(self.indices))
+        return len(self.indices)

@@ -1,0 +1,181 @@
+"""The batch job behind `labelagent run`: rounds until a budget, the round limit or the target.
+
+Budgets are project totals (human labels ever given, LLM calls ever paid), so a job that is
+killed and rerun keeps to the same budget. Each round ends with a retrain and a fresh
+accuracy estimate in the store; the job ends with the classifier's final pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from agent.accuracy import estimate_corpus_accuracy, final_pass
+from agent.errors import BudgetExceededError
+from agent.rounds import RoundStats, run_round
+from agent.types import Annotation, Kind, Source
+
+if TYPE_CHECKING:
+    from agent.labeller import Labeller
+    from agent.session import LabelingSession, Oracle
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """When to stop. None means no limit of that kind."""
+
+    rounds: int | None = 10
+    batch_size: int = 50
+    human_budget: int | None = None
+    llm_budget: int | None = None
+    target_accuracy: float | None = None
+
+
+@dataclass
+class JobReport:
+    """What the job did and where the project stands, for the summary and for evals."""
+
+    stop_reason: str = ""
+    rounds: list[RoundStats] = field(default_factory=list)
+    human_labels: int = 0
+    llm_calls: int = 0
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+Progress = Callable[[str, dict[str, Any]], None]
+
+
+def human_label_count(session: LabelingSession) -> int:
+    return len(session.store.annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value))
+
+
+def paid_llm_calls(session: LabelingSession) -> int:
+    return int(session.store.cache_totals()["calls"])
+
+
+def run_job(
+    session: LabelingSession,
+    limits: JobLimits,
+    labeller: Labeller | None = None,
+    oracle: Oracle | None = None,
+    on_event: Progress | None = None,
+) -> JobReport:
+    """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass."""
+    report, notify = JobReport(), on_event or (lambda _kind, _data: None)
+    session.reload_labels()
+    while not (reason := _stop_reason(session, limits, report, labeller)):
+        round_no = session.store.start_round()
+        try:
+            stats = run_round(session, round_no, labeller, _round_size(session, limits))
+        except BudgetExceededError as exc:
+            report.stop_reason = f"LLM budget reached ({exc})"
+            break
+        if oracle is not None:
+            answer_queue(session, oracle, _human_room(session, limits), round_no)
+        _learn(session, round_no, stats)
+        report.rounds.append(stats)
+        notify("round", stats.to_json())
+        if stats.selected == 0 and not session.store.queue_size():
+            break
+    report.stop_reason = report.stop_reason or reason or "nothing left to select"
+    _finish(session, limits, oracle, notify)
+    report.human_labels = human_label_count(session)
+    report.llm_calls = paid_llm_calls(session)
+    return report
+
+
+def _stop_reason(
+    session: LabelingSession, limits: JobLimits, report: JobReport, labeller: Labeller | None
+) -> str:
+    if limits.rounds is not None and len(report.rounds) >= limits.rounds:
+        return f"{limits.rounds} rounds done"
+    llm_spent = limits.llm_budget is not None and paid_llm_calls(session) >= limits.llm_budget
+    if labeller is not None and llm_spent:
+        return f"LLM budget of {limits.llm_budget} calls reached"
+    human_spent = (
+        limits.human_budget is not None and human_label_count(session) >= limits.human_budget
+    )
+    if human_spent and labeller is None:  # with an LLM, rounds still auto-accept what agrees
+        return f"human budget of {limits.human_budget} labels reached"
+    estimate = session.store.get_meta("estimated_accuracy")
+    if (
+        limits.target_accuracy is not None
+        and estimate
+        and estimate["value"] >= limits.target_accuracy
+    ):
+        return f"estimated accuracy {estimate['value']:.3f} reached the target"
+    if session.candidates().size == 0:
+        return "every item is labelled or waiting for review"
+    return ""
+
+
+def _round_size(session: LabelingSession, limits: JobLimits) -> int:
+    if limits.llm_budget is None or session.backend is None:
+        return limits.batch_size
+    return max(1, min(limits.batch_size, limits.llm_budget - paid_llm_calls(session)))
+
+
+def _human_room(session: LabelingSession, limits: JobLimits) -> int | None:
+    if limits.human_budget is None:
+        return None
+    return max(0, limits.human_budget - human_label_count(session))
+
+
+def answer_queue(
+    session: LabelingSession,
+    oracle: Oracle,
+    limit: int | None,
+    round_no: int,
+    actor: str = "oracle",
+) -> int:
+    """Let a programmatic human answer the queue, most valuable first, up to `limit` items."""
+    answered = 0
+    while limit is None or answered < limit:
+        entries = session.store.lease(actor, n=min(64, (limit or 64) - answered), lease_seconds=60)
+        if not entries:
+            break
+        items = session.store.items([e.item_key for e in entries])
+        for entry, item in zip(entries, items):
+            label = oracle(item, entry)
+            session.store.add_annotations(
+                [
+                    Annotation(
+                        item.key,
+                        label,
+                        Source.HUMAN,
+                        Kind.LABEL,
+                        actor=actor,
+                        round=round_no,
+                        meta={"reason": entry.reason, "suggested": entry.suggestion.get("best")},
+                    )
+                ]
+            )
+            session.store.complete(item.key, actor)
+        answered += len(entries)
+    session.reload_labels()
+    return answered
+
+
+def _learn(session: LabelingSession, round_no: int, stats: RoundStats) -> None:
+    """Retrain on the new human labels and store a fresh estimate; close the round."""
+    session.reload_labels()
+    session.retrain()
+    estimate = estimate_corpus_accuracy(session)
+    session.store.set_meta("estimated_accuracy", estimate.to_json() if estimate else None)
+    session.store.finish_round(round_no, stats.to_json())
+
+
+def _finish(
+    session: LabelingSession, limits: JobLimits, oracle: Oracle | None, notify: Progress
+) -> None:
+    """The classifier labels what it is sure enough of; a random slice of that is audited."""
+    round_no = session.store.start_round()
+    summary = final_pass(session, round_no)
+    if oracle is not None:
+        answer_queue(session, oracle, _human_room(session, limits), round_no)
+        session.reload_labels()
+    estimate = estimate_corpus_accuracy(session)
+    session.store.set_meta("estimated_accuracy", estimate.to_json() if estimate else None)
+    session.store.finish_round(round_no, {"final_pass": summary})
+    notify("final", summary | {"estimate": estimate.to_json() if estimate else None})

@@ -1,0 +1,181 @@
+"""Glue behind `labelagent run`, `review` and `estimate`: build the parts, show progress.
+
+Kept apart from `cli.py` so that the CLI module stays a list of commands and imports nothing
+heavy (torch, litellm) until a command needs it.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from agent.config import ProjectConfig
+from agent.errors import InputError
+from agent.job import JobLimits, JobReport, run_job
+from agent.llm.protocol import ChatBackend
+from agent.render import format_estimate
+from agent.review_queue import QueueEntry
+from agent.session import LabelingSession, Oracle
+from agent.status import project_status
+from agent.types import Item
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    llm: str | None = None
+    api_base: str | None = None
+    rounds: int = 10
+    batch_size: int | None = None
+    human_budget: int | None = None
+    llm_budget: int | None = None
+    target_accuracy: float | None = None
+    oracle_file: Path | None = None
+
+
+def resolve_llm(config: ProjectConfig, llm: str | None, api_base: str | None) -> ProjectConfig:
+    """The config with the command line's LLM choice applied ('none' switches the LLM off)."""
+    model = llm if llm is not None else config.llm.model
+    if model is not None and model.strip().lower() == "none":
+        model = None
+    update: dict[str, Any] = {"model": model}
+    if api_base is not None:
+        update["api_base"] = api_base
+    return config.model_copy(update={"llm": config.llm.model_copy(update=update)})
+
+
+def make_labeller(session: LabelingSession) -> Any:
+    """The LLM labeller for the session's configured model, or None without one."""
+    if session.backend is None:
+        return None
+    from agent.labeller import Labeller
+
+    return Labeller(session.backend, session.label_set, session.config.llm, session.store)
+
+
+def _backend(config: ProjectConfig, session_gold: dict[str, str] | None) -> ChatBackend | None:
+    if config.llm.model is None:
+        return None
+    from agent.llm.factory import make_backend
+
+    return make_backend(config.llm, gold=session_gold)
+
+
+def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[str, str]]:
+    """An oracle answering from a CSV with columns id,label (ids as imported)."""
+    answers: dict[str, str] = {}
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            for row_no, row in enumerate(reader, start=1):
+                if "id" not in row or "label" not in row:
+                    raise InputError("oracle file needs columns id,label", file=str(path))
+                if row["label"] not in label_names:
+                    raise InputError(
+                        f"label '{row['label']}' is not in the label set",
+                        file=str(path),
+                        row=row_no,
+                        field="label",
+                    )
+                answers[row["id"]] = row["label"]
+    except FileNotFoundError:
+        raise InputError("no such file", file=str(path)) from None
+
+    def oracle(item: Item, entry: QueueEntry) -> str | None:
+        return answers.get(item.id)
+
+    return oracle, answers
+
+
+def run_project(
+    project: Path, config: ProjectConfig, options: RunOptions, console: Console
+) -> None:
+    config = resolve_llm(config, options.llm, options.api_base)
+    session = LabelingSession.open(project, config=config, progress=True)
+    oracle, gold = (None, None)
+    if options.oracle_file is not None:
+        oracle, gold = load_oracle(options.oracle_file, session.label_set.names)
+    session.backend = _backend(config, gold)
+    mode = f"LLM {config.llm.model}" if session.backend else "no LLM: classifier + zero-shot only"
+    console.print(
+        f"[bold]labelagent run[/] on {project}: {mode}"
+        + (f"; simulated operator answers from {options.oracle_file}" if oracle else "")
+    )
+    limits = JobLimits(
+        options.rounds,
+        options.batch_size or config.batch_size,
+        options.human_budget,
+        options.llm_budget,
+        options.target_accuracy,
+    )
+    _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
+    report = _run_with_progress(session, limits, oracle, console)
+    _print_summary(console, report, project_status(session.store), session)
+    session.close()
+
+
+def _run_with_progress(
+    session: LabelingSession, limits: JobLimits, oracle: Oracle | None, console: Console
+) -> JobReport:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("rounds", total=limits.rounds, info="")
+
+        def on_event(kind: str, data: dict[str, Any]) -> None:
+            if kind == "round":
+                info = (
+                    f"selected {data['selected']}, auto {data['auto_accepted']}, "
+                    f"queued {data['queued']}, LLM calls {data['llm_calls']}"
+                )
+                progress.update(task, advance=1, info=info)
+            else:
+                progress.update(task, info=f"final pass: classifier labelled {data['labelled']}")
+
+        return run_job(session, limits, make_labeller(session), oracle, on_event)
+
+
+def _print_summary(
+    console: Console, report: JobReport, info: dict[str, Any], session: LabelingSession
+) -> None:
+    from agent.render import render_status
+
+    console.print(f"stopped: {report.stop_reason}")
+    render_status(console, info)
+    if session.backend is None:
+        console.print("no LLM was used (set --llm or llm.model to add one)")
+    console.print(f"estimated corpus accuracy: {format_estimate(info['estimated_accuracy'])}")
+
+
+def review_project(project: Path, config: ProjectConfig, operator: str) -> None:
+    from agent.tui.app import ReviewApp
+
+    session = LabelingSession.open(project, config=config)
+    ReviewApp(session.store, config, operator, services=session).run()
+    session.close()
+
+
+def estimate_project(
+    project: Path, config: ProjectConfig, llm: str | None, items: int | None
+) -> dict[str, Any]:
+    from agent.budget import estimate_cost
+    from agent.store import Store
+
+    config = resolve_llm(config, llm, None)
+    if config.llm.model is None:
+        raise InputError("no LLM model: pass --llm MODEL or set llm.model", field="llm")
+    with Store.open(project) as store:
+        labelled = set(store.current_labels())
+        texts = [it.text for batch in store.iter_items() for it in batch if it.key not in labelled]
+        n = items if items is not None else len(texts)
+        avg = sum(map(len, texts)) / len(texts) if texts else 0.0
+        return estimate_cost(config.llm.model, store.label_set, n, avg, config.llm)
