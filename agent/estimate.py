@@ -9,7 +9,7 @@ stratum without evidence gets the whole [0, 1], never a guess.
   full level (fixed-sequence testing, as in Learn-then-Test): no multiplicity penalty along
   one chain, because testing stops at the first failure.
 - `estimate_accuracy`: corpus accuracy stratified by label source, with an interval that
-  combines per-stratum exact intervals by a Bonferroni split of the error rate.
+  combines per-stratum exact intervals (MOVER by default, Bonferroni on request).
 - `fit_classifier_threshold`: the probability above which the classifier may label the rest.
 """
 
@@ -109,14 +109,16 @@ def fixed_sequence_pass(
     """Which candidates (s,) of a chain ordered strict -> loose pass `lower bound >= target`.
 
     Fixed-sequence testing: walk the chain, stop at the first failure. Candidates that could
-    not pass even with every item correct (too few items) are skipped, not failed; that rule
-    looks only at the counts n, never at outcomes, so the family-wise error stays 1 - level:
-    with that probability no passed candidate has true precision below `target`.
+    not pass even with every item correct (too few items: the strict end) are skipped, not
+    failed; that rule looks only at the counts n, never at outcomes, so the family-wise error
+    stays 1 - level: with that probability no passed candidate has precision below `target`.
+    (Skipping more, e.g. all candidates too thin to absorb a few errors, was measured: it
+    loses more power at a few hundred audits than it gains at thousands.)
     """
     ka, na = _counts(k, n)
     ok = lower_bound(ka, na, level, method) >= target
-    possible = lower_bound(na, na, level, method) >= target
-    failed = possible & ~ok
+    testable = lower_bound(na, na, level, method) >= target
+    failed = testable & ~ok
     stop = int(np.argmax(failed)) if failed.any() else len(ok)
     return ok & (np.arange(len(ok)) < stop)
 
@@ -218,7 +220,7 @@ def estimate_accuracy(
 
 
 def _stratum_estimate(s: Stratum, level: float, method: Method) -> StratumEstimate:
-    """Point value and interval of one stratum at the (already Bonferroni-split) level."""
+    """Point value and interval of one stratum at `level` (already split under Bonferroni)."""
     if s.assumed is not None:
         return StratumEstimate(s.size, s.checked, s.correct, s.assumed, s.assumed, s.assumed, True)
     if s.checked == 0:
