@@ -7,6 +7,7 @@ replies come back from the cache for free.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -98,14 +99,43 @@ def _prelabel(
     positions: np.ndarray,
     round_no: int,
 ) -> list[LabelDecision] | None:
-    """The LLM's decision on each item (None without an LLM); votes stored at once."""
+    """The LLM's decision on each item (None without an LLM); new votes stored at once.
+
+    An item that already has an LLM vote (its round was interrupted before routing) keeps
+    that vote: no item is ever sent to the LLM twice.
+    """
     if labeller is None:
         return None
-    decisions = labeller.label_items_sync(items, session.few_shot_examples(positions))
-    session.store.add_annotations(
-        [_llm_vote(item, d, round_no) for item, d in zip(items, decisions)]
+    earlier = _earlier_votes(session, items)
+    fresh = [j for j, item in enumerate(items) if item.key not in earlier]
+    asked = (
+        labeller.label_items_sync(
+            [items[j] for j in fresh], session.few_shot_examples(positions[fresh])
+        )
+        if fresh
+        else []
     )
-    return decisions
+    session.store.add_annotations(
+        [_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)]
+    )
+    answers = dict(zip(fresh, asked))
+    return [answers[j] if j in answers else earlier[item.key] for j, item in enumerate(items)]
+
+
+def _earlier_votes(session: LabelingSession, items: list[Item]) -> dict[int, LabelDecision]:
+    """Stored LLM votes on these items, as decisions (marked cached: nothing is paid)."""
+    found: dict[int, LabelDecision] = {}
+    for item in items:
+        rows = session.store.annotations(source="llm", kind="vote", item_key=item.key)
+        if rows:
+            row = rows[-1]
+            meta = json.loads(row["meta"] or "{}")
+            found[item.key] = LabelDecision(
+                row["label"], float(row["confidence"] or 0.0), row["rationale"],
+                meta.get("confidence_method", "stated"), cached=True,
+                prompt_hash=row["prompt_hash"], model=row["actor"],
+            )
+    return found
 
 
 def _vote_arrays(

@@ -57,12 +57,22 @@ def make_labeller(session: LabelingSession) -> Any:
     return Labeller(session.backend, session.label_set, session.config.llm, session.store)
 
 
-def _backend(config: ProjectConfig, session_gold: dict[str, str] | None) -> ChatBackend | None:
+def make_session_backend(
+    session: LabelingSession, gold_by_id: dict[str, str] | None
+) -> ChatBackend | None:
+    """The configured LLM; simulated annotators also get gold (by text) and label vectors."""
+    config = session.config
     if config.llm.model is None:
         return None
     from agent.llm.factory import make_backend
 
-    return make_backend(config.llm, gold=session_gold)
+    gold = None
+    if gold_by_id is not None:
+        gold = {it.text: gold_by_id[it.id] for it in session.pool.items if it.id in gold_by_id}
+    return make_backend(
+        config.llm, label_set=session.label_set, gold=gold,
+        label_embeddings=session.pool.label_vectors,
+    )
 
 
 def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[str, str]]:
@@ -99,8 +109,7 @@ def run_project(
     oracle, gold = (None, None)
     if options.oracle_file is not None:
         oracle, gold = load_oracle(options.oracle_file, session.label_set.names)
-    session.backend = _backend(config, gold)
-    mode = f"LLM {config.llm.model}" if session.backend else "no LLM: classifier + zero-shot only"
+    mode = f"LLM {config.llm.model}" if config.llm.model else "no LLM: classifier + zero-shot only"
     console.print(
         f"[bold]labelagent run[/] on {project}: {mode}"
         + (f"; simulated operator answers from {options.oracle_file}" if oracle else "")
@@ -113,6 +122,7 @@ def run_project(
         options.target_accuracy,
     )
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
+    session.backend = make_session_backend(session, gold)
     report = _run_with_progress(session, limits, oracle, console)
     _print_summary(console, report, project_status(session.store), session)
     session.close()

@@ -158,7 +158,9 @@ class LabelingSession:
         n = min(n, cands.size)
         has_labels = bool(pool.human_mask.any())
         name = strategy or (self.config.strategy if has_labels else "zeroshot")
-        rng = np.random.default_rng([self.config.seed, len(self.store.rounds()), n])
+        # Seeded by the evidence, not the clock or the round count: a restarted job picks the
+        # same items again, so their LLM replies come back from the cache.
+        rng = np.random.default_rng([self.config.seed, int(pool.human_mask.sum()), n])
         scores = self.scores
         selection = get_strategy(name)(
             scores.probs,

@@ -1,0 +1,96 @@
+"""The session as a library user sees it, and the batch job end to end (in memory, real parts)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent import InputError, JobLimits, LabelingSession, ProjectConfig, run_job
+from agent.config import LLMConfig, RoutingConfig
+from agent.io import load_label_set
+from agent.llm.annotators import make_annotator
+from agent.labeller import Labeller
+from agent.review_queue import QueueEntry
+from agent.types import Item
+
+
+def _trec(datasets: Path, n: int) -> tuple[list[str], list[str], object]:
+    with (datasets / "trec" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows], load_label_set(
+        datasets / "trec" / "labels.json"
+    )
+
+
+def _session(texts: list[str], label_set: object, **config: object) -> LabelingSession:
+    cfg = ProjectConfig(embedding_model="hashing", batch_size=40, **config)  # type: ignore[arg-type]
+    return LabelingSession.from_texts(texts, label_set, config=cfg)  # type: ignore[arg-type]
+
+
+def test_library_query_submit_retrain(datasets: Path) -> None:
+    texts, gold, label_set = _trec(datasets, 300)
+    session = _session(texts, label_set)
+    first = session.query(10)
+    assert len({it.key for it in first}) == 10
+    session.submit({it.id: gold[int(it.id)] for it in first}, actor="me")
+    assert session.pool.human_mask.sum() == 10
+    second = session.query(10)
+    assert not {it.key for it in first} & {it.key for it in second}, "labelled items re-asked"
+    session.retrain()
+    labels, confidence = session.predictions()
+    assert labels.shape == confidence.shape == (300,)
+    for it in first:  # a human label is the item's label
+        assert session.label_set.names[labels[int(it.id)]] == gold[int(it.id)]
+
+
+def test_submit_rejects_unknown_label_and_id(datasets: Path) -> None:
+    texts, _, label_set = _trec(datasets, 20)
+    session = _session(texts, label_set)
+    with pytest.raises(InputError, match="not in the label set"):
+        session.submit({"0": "NOT_A_LABEL"})
+    with pytest.raises(InputError, match="unknown item id"):
+        session.submit({"999": "HUM"})
+
+
+def _oracle(gold_by_text: dict[str, str]):  # type: ignore[no-untyped-def]
+    def oracle(item: Item, entry: QueueEntry) -> str:
+        return gold_by_text[item.text]
+
+    return oracle
+
+
+def test_job_without_llm_respects_human_budget(datasets: Path) -> None:
+    texts, gold, label_set = _trec(datasets, 400)
+    session = _session(texts, label_set)
+    report = run_job(session, JobLimits(rounds=5, batch_size=40, human_budget=60),
+                     oracle=_oracle(dict(zip(texts, gold))))
+    assert report.human_labels == 60
+    humans = session.store.annotations(source="human", kind="label")
+    assert all(row["actor"] == "oracle" for row in humans)
+    assert session.store.get_meta("estimated_accuracy") is not None
+
+
+def test_job_with_simulated_llm_auto_accepts_and_estimate_covers_truth(datasets: Path) -> None:
+    texts, gold, label_set = _trec(datasets, 1200)
+    gold_by_text = dict(zip(texts, gold))
+    session = _session(
+        texts, label_set, routing=RoutingConfig(target_precision=0.85, min_evidence=30),
+        llm=LLMConfig(model="simulated:acc=0.95,abstain=0.02", few_shot_k=0),
+    )
+    session.backend = make_annotator("simulated:acc=0.95,abstain=0.02", label_set, gold_by_text,
+                                     session.pool.label_vectors)
+    labeller = Labeller(session.backend, session.label_set, session.config.llm, session.store)
+    report = run_job(session, JobLimits(rounds=12, batch_size=80, human_budget=300), labeller,
+                     _oracle(gold_by_text))
+    by_source = session.store.counts_by_source()
+    assert by_source.get("llm", 0) > 0, f"nothing auto-accepted: {report.stop_reason}"
+    assert report.human_labels <= 300
+    assert report.llm_calls <= 12 * 80
+    current = session.store.current_labels()
+    truth = np.mean([current[it.key].label == gold_by_text[it.text] if it.key in current else
+                     False for it in session.pool.items])
+    estimate = session.store.get_meta("estimated_accuracy")
+    assert estimate["low"] <= truth <= estimate["high"], (truth, estimate)
