@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class Votes:
     clf_probs: np.ndarray
     member_probs: np.ndarray | None = None
     extra_probs: np.ndarray | None = None
-    mode: str = "llm"
+    mode: Literal["llm", "zeroshot"] = "llm"
 
     def __post_init__(self) -> None:
         n, c = self.clf_probs.shape
@@ -225,7 +225,7 @@ def _committee_split(
     """(n,) True where fewer than `min_share` of K members vote for the consensus label."""
     if member_probs is None:
         return np.zeros(consensus.shape, dtype=bool)
-    member_votes = member_probs.argmax(axis=2)  # (K, n); a NaN row votes for nobody useful
+    member_votes = member_probs.argmax(axis=2)  # (K, n); members are finite wherever clf is
     share = (member_votes == consensus[None, :]).mean(axis=0)
     return np.asarray(share < min_share)
 

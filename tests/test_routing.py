@@ -136,15 +136,15 @@ def test_inconsistent_inputs_are_refused() -> None:
         route(Votes.from_llm(np.zeros(3, dtype=int), np.zeros(3), clf), Thresholds(), 1.5, 0)
 
 
-def test_a_million_items_route_in_well_under_a_few_seconds() -> None:
+def test_a_million_items_route_in_well_under_a_second_of_cpu() -> None:
     rng = np.random.default_rng(0)
     n = 1_000_000
     clf = rng.dirichlet([0.3] * 4, size=n)
     members = np.stack([clf] * 5)
     votes = Votes.from_llm(rng.integers(-1, 4, n), rng.random(n), clf, members)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: the 2 shared cores make wall time noisy
     result = route(votes, Thresholds(0.7, 0.7), 0.05, rng=0)
-    assert time.perf_counter() - start < 4.0  # ~0.5 s on 2 busy cores; a Python loop takes minutes
+    assert time.process_time() - start < 2.0  # measured 0.34 s; a Python loop takes minutes
     assert result.route.shape == (n,)
 
 
