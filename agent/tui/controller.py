@@ -1,9 +1,10 @@
 """The review loop without the UI: lease ahead, record decisions, undo, and pace the operator.
 
 ReviewApp renders what this returns and tests drive it directly. A decision is one appended human
-annotation plus `complete` on the queue, both written before the next card shows, so quitting or
-a crash never loses a decision already made. Cards are leased a few at a time ahead of need, so
-a keypress costs two small writes and no query over the whole queue.
+annotation plus `complete` on the queue. Both go to a background writer (in order, committed
+within milliseconds) so the next card shows without waiting for the disk; quitting waits for
+every write. Cards are leased a few at a time ahead of need, on the same writer thread, so a
+keypress costs no query at all.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,6 +20,7 @@ from agent.config import ProjectConfig
 from agent.review_queue import QueueEntry
 from agent.store import Store
 from agent.tui.pace import Pace
+from agent.tui.writer import StoreWriter
 from agent.types import Annotation, Item, Kind, LabelSet, Source
 
 MAX_CANDIDATES = 9  # keys 1-9
@@ -94,12 +97,17 @@ class Card:
 
 @dataclass(frozen=True)
 class Decision:
-    """A saved human label (None = ambiguous / none fits) and what undoing it needs."""
+    """A human label (None = ambiguous / none fits) on its way to the store."""
 
     card: Card
     label: str | None
-    annotation_id: int
     duration_ms: int
+    saved: Future[int]  # resolves to the annotation id once committed
+
+    @property
+    def annotation_id(self) -> int:
+        """The stored annotation's id; waits for the write if it is still queued."""
+        return self.saved.result()
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ class ReviewStats:
 
 
 class ReviewController:
-    """One operator's review of a project's queue; not thread-safe (the UI thread owns it)."""
+    """One operator's review of a project's queue; owned by one thread (the UI's)."""
 
     def __init__(
         self,
@@ -134,7 +142,9 @@ class ReviewController:
         self.prefetch, self._clock = prefetch, clock
         self.current: Card | None = None
         self._ahead: deque[Card] = deque()
+        self._leasing: Future[tuple[list[Card], bool]] | None = None
         self._undo: deque[Decision] = deque(maxlen=undo_depth)
+        self._writer = StoreWriter()
         self._exhausted = False
         self._done = self._agreed = self._suggested = 0
         self._remaining = 0
@@ -144,37 +154,50 @@ class ReviewController:
 
     # ---- queue -------------------------------------------------------------------------------
     def start(self) -> Card | None:
-        """Poll the counts, lease the first cards and show the most valuable one."""
+        """Poll the counts, lease cards and show the most valuable one unless a card is shown.
+
+        Also the way back from an empty queue: call it again when `poll` finds new items.
+        """
         self.poll()
         self.top_up()
-        return self._advance()
+        return self._advance() if self.current is None else self.current
 
     def poll(self) -> None:
         """Re-read the queue size and accuracy estimate (a few ms at 100k: call on a timer)."""
+        self._writer.check()
         self._remaining = self.store.queue_size()
         self.accuracy = self.store.get_meta("estimated_accuracy")
         self._exhausted = False
 
-    def top_up(self) -> int:
-        """Lease cards until `prefetch` wait behind the current one; returns how many were added."""
+    def top_up(self, wait: bool = False) -> None:
+        """Lease cards in the background until `prefetch` wait behind the current one."""
+        self._collect(wait=False)
         need = self.prefetch - len(self._ahead)
-        if need <= 0 or self._exhausted:
-            return 0
-        held = self.held_keys()
+        if need > 0 and not self._exhausted and self._leasing is None:
+            self._leasing = self._writer.submit(self._lease, self.held_keys(), need)
+        self._collect(wait)
+
+    def _lease(self, held: set[int], need: int) -> tuple[list[Card], bool]:
+        """On the writer thread: lease `need` items beyond `held`; (their cards, queue ran dry)."""
         # lease() also returns items this operator already holds; ask for enough to see past them.
         entries = self.store.lease(self.operator, len(held) + need, self.config.lease_seconds)
         fresh = [e for e in entries if e.item_key not in held]
-        self._exhausted = len(fresh) < need
-        now = self._clock()
         items = self.store.items([e.item_key for e in fresh])
-        labels = self.store.label_set
-        for entry, item in zip(fresh, items):
-            cards = candidates(entry.suggestion, labels)
-            self._ahead.append(Card(entry, item, cards, leased_at=now))
-        return len(fresh)
+        labels, now = self.store.label_set, self._clock()
+        cards = [Card(e, item, candidates(e.suggestion, labels), leased_at=now)
+                 for e, item in zip(fresh, items)]
+        return cards, len(fresh) < need
+
+    def _collect(self, wait: bool) -> None:
+        """Take the cards of a finished background lease (or wait for it)."""
+        if self._leasing is not None and (wait or self._leasing.done()):
+            leasing, self._leasing = self._leasing, None
+            cards, self._exhausted = leasing.result()
+            self._ahead.extend(cards)
 
     def held_keys(self) -> set[int]:
         """Keys this controller holds a lease on: the current card and those leased ahead."""
+        self._collect(wait=True)
         keys = {card.key for card in self._ahead}
         if self.current is not None:
             keys.add(self.current.key)
@@ -182,19 +205,21 @@ class ReviewController:
 
     def renew_leases(self) -> int:
         """Renew every held lease older than a third of its term; returns how many."""
+        if self._writer.closed:
+            return 0
         term = self.config.lease_seconds
         now = self._clock()
-        renewed = 0
-        for card in [*self._ahead, *([self.current] if self.current else [])]:
-            if now - card.leased_at >= term / 3:
-                self.store.renew(card.key, self.operator, term)
-                card.leased_at = now
-                renewed += 1
-        return renewed
+        cards = [*self._ahead, *([self.current] if self.current else [])]
+        stale = [card for card in cards if now - card.leased_at >= term / 3]
+        for card in stale:
+            self._writer.submit(self.store.renew, card.key, self.operator, term)
+            card.leased_at = now
+        return len(stale)
 
     def _advance(self) -> Card | None:
-        if not self._ahead:
-            self.top_up()
+        self._collect(wait=not self._ahead)
+        if not self._ahead and not self._exhausted:
+            self.top_up(wait=True)
         self.current = self._ahead.popleft() if self._ahead else None
         if self.current is not None:
             self.current.shown_at = self._clock()
@@ -218,7 +243,7 @@ class ReviewController:
         return self.decide(None, flag="ambiguous")
 
     def decide(self, label: str | None, flag: str | None = None) -> Decision | None:
-        """Append the human label, complete the queue entry and show the next card."""
+        """Queue the human label and the queue completion, then show the next card."""
         card = self.current
         if card is None:
             return None
@@ -234,21 +259,30 @@ class ReviewController:
             card.key, label, Source.HUMAN, Kind.LABEL, actor=self.operator,
             round=card.entry.round, duration_ms=duration_ms, meta=meta,
         )
-        [annotation_id] = self.store.add_annotations([annotation])
-        self.store.complete(card.key, self.operator)
-        decision = Decision(card, label, annotation_id, duration_ms)
+        decision = Decision(card, label, duration_ms, self._writer.submit(self._save, annotation))
         self._undo.append(decision)
         self._count(decision, +1)
         self._advance()
         return decision
 
+    def _save(self, annotation: Annotation) -> int:
+        """On the writer thread: append the label, then mark this review done."""
+        [annotation_id] = self.store.add_annotations([annotation])
+        self.store.complete(annotation.item_key, self.operator)
+        return annotation_id
+
     def skip(self) -> Card | None:
-        """Give the current card back behind every other pending item; show the next one."""
-        if self.current is None:
+        """Give the current card back behind every other pending item and show the next one.
+
+        Returns the skipped card (None when there was none).
+        """
+        skipped = self.current
+        if skipped is None:
             return None
-        self.store.release(self.current.key, self.operator, demote=True)
+        self._writer.submit(self.store.release, skipped.key, self.operator, True)
         self.current = None
-        return self._advance()
+        self._advance()
+        return skipped
 
     def undo(self) -> Card | None:
         """Retract the latest decision and show its card again; None when nothing is left to undo.
@@ -258,14 +292,18 @@ class ReviewController:
         if not self._undo:
             return None
         decision = self._undo.pop()
-        self.store.retract(decision.annotation_id, self.operator)
-        self.store.reopen(decision.card.key)
+        annotation_id = decision.annotation_id  # waits for that write if still queued
+        self._writer.submit(self._unsave, annotation_id, decision.card.key)
         self._count(decision, -1)
         if self.current is not None:
             self._ahead.appendleft(self.current)
         self.current = decision.card
         self.current.shown_at = self.current.leased_at = self._clock()
         return self.current
+
+    def _unsave(self, annotation_id: int, item_key: int) -> None:
+        self.store.retract(annotation_id, self.operator)
+        self.store.reopen(item_key)
 
     def set_note(self, text: str) -> None:
         """Attach a free-text note to the current card's coming decision."""
@@ -299,17 +337,26 @@ class ReviewController:
 
     def after_refresh(self) -> None:
         """Give back the cards leased ahead (their suggestions are stale) and lease afresh."""
+        self._collect(wait=True)
         while self._ahead:
-            self.store.release(self._ahead.pop().key, self.operator)
+            self._writer.submit(self.store.release, self._ahead.pop().key, self.operator)
+        self.flush()
         self.poll()
         self.top_up()
 
+    def flush(self) -> None:
+        """Wait until every decision and lease change so far is committed."""
+        self._writer.flush()
+
     def close(self) -> None:
-        """Release every held lease; every decision is already saved."""
+        """Release every held lease and wait for every write; safe to call twice."""
+        if self._writer.closed:
+            return
         for key in self.held_keys():
-            self.store.release(key, self.operator)
+            self._writer.submit(self.store.release, key, self.operator)
         self._ahead.clear()
         self.current = None
+        self._writer.close()
 
     def stats(self) -> ReviewStats:
         """Header figures from counters kept in memory."""
