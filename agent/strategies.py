@@ -144,8 +144,8 @@ def _cluster(X: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarra
         )
     else:
         km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=seed)
-    # One OpenMP thread: samples are small, and on shared cores OpenMP barriers cost 10x.
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="openmp"):
+    # One thread: samples are small, and on busy shared cores thread spin-waits cost 10x.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)  # duplicates: fewer distinct centres
         km.fit(X)
     return km.labels_, km.cluster_centers_.astype(np.float32)
@@ -361,18 +361,18 @@ def _top_per_label(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per label, the k candidates most cosine-similar to it: positions (k, C) and sims (k, C),
     each column sorted best first. One pass over the candidates in batches."""
-    n_labels = labels.shape[0]
-    best_pos = np.empty((0, n_labels), np.int64)
-    best_sim = np.empty((0, n_labels), np.float32)
+    best_pos = np.empty((0, labels.shape[0]), np.int64)
+    best_sim = np.empty((0, labels.shape[0]), np.float32)
     for start in range(0, cands.size, _BATCH):
         block = np.asarray(embeddings[cands[start : start + _BATCH]], np.float32)
-        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), _EPS)
-        here = np.arange(start, start + block.shape[0])[:, None]
-        sims = np.vstack([best_sim, block @ labels.T])
-        pos = np.vstack([best_pos, np.broadcast_to(here, (block.shape[0], n_labels))])
-        keep = np.argpartition(-sims, min(k, sims.shape[0]) - 1, axis=0)[:k]
-        best_sim = np.take_along_axis(sims, keep, axis=0)
-        best_pos = np.take_along_axis(pos, keep, axis=0)
+        sims = block @ labels.T
+        sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), _EPS)[:, None]
+        top = np.argpartition(-sims, min(k, sims.shape[0]) - 1, axis=0)[:k]
+        best_sim = np.vstack([best_sim, np.take_along_axis(sims, top, axis=0)])
+        best_pos = np.vstack([best_pos, top + start])
+        keep = np.argpartition(-best_sim, min(k, best_sim.shape[0]) - 1, axis=0)[:k]
+        best_sim = np.take_along_axis(best_sim, keep, axis=0)
+        best_pos = np.take_along_axis(best_pos, keep, axis=0)
     order = np.argsort(-best_sim, axis=0, kind="stable")
     return np.take_along_axis(best_pos, order, axis=0), np.take_along_axis(best_sim, order, axis=0)
 
