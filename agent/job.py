@@ -30,6 +30,7 @@ class JobLimits:
     human_budget: int | None = None
     llm_budget: int | None = None
     target_accuracy: float | None = None
+    human_per_round: int | None = None  # answers an oracle gives per round (None: all it may)
 
 
 @dataclass
@@ -72,7 +73,11 @@ def run_job(
             report.stop_reason = f"LLM budget reached ({exc})"
             break
         if oracle is not None:
-            answer_queue(session, oracle, _human_room(session, limits), round_no)
+            room = _human_room(session, limits)
+            if limits.human_per_round is not None:
+                room = min(room if room is not None else limits.human_per_round,
+                           limits.human_per_round)
+            answer_queue(session, oracle, room, round_no)
         _learn(session, round_no, stats)
         report.rounds.append(stats)
         notify("round", stats.to_json())

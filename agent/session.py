@@ -219,6 +219,26 @@ class LabelingSession:
         conf[labelled] = 1.0
         return best, conf
 
+    def best_guess(self) -> np.ndarray:
+        """Best label index (n,) for every item: its label, else the pooled LLM + classifier
+        view (items the LLM has seen), else the classifier's argmax. Never -1."""
+        from agent.routing import Votes, best_label
+
+        guess = self.scores.probs.argmax(axis=1)
+        votes = self.store.annotations(source="llm", kind="vote")
+        latest = {row["item_key"]: row for row in votes}
+        seen = [(self.pool.position(k), row) for k, row in latest.items()
+                if row["label"] in self.label_set]
+        if seen:
+            pos = np.array([p for p, _ in seen], dtype=np.int64)
+            llm = np.array([self.label_set.index(r["label"]) for _, r in seen], dtype=np.int64)
+            conf = np.array([float(r["confidence"] or 0.0) for _, r in seen])
+            pooled, _ = best_label(Votes.from_llm(llm, conf, self.scores.probs[pos]))
+            guess[pos] = np.where(pooled >= 0, pooled, guess[pos])
+        carried = self.pool.labels != NO_LABEL
+        guess[carried] = self.pool.labels[carried]
+        return np.asarray(guess)
+
     # ---- services for the review TUI -----------------------------------------------------
     # ---- helpers for routing and review -------------------------------------------------
     def suggestion(

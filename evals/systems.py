@@ -3,7 +3,8 @@
 Human-only active learning (`random`, `margin`, `entropy`, `hybrid`, `coreset`, `committee`,
 ...) is one loop over a query strategy: fit the classifier, record a curve point, let the
 strategy pick the next batch, ask the simulated human, repeat until the budget is spent.
-Adding a system is one function with the `SystemFn` signature and one line in SYSTEMS.
+The LLM baselines (`llm-all`, `llm-random-review`, `llm-confidence`, `oracle-router`) live in
+`evals/llm_systems.py`. Adding a system is one `SystemFn` and one line in SYSTEMS.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 
 from agent.errors import ConfigError
 from agent.strategies import get_strategy
+from evals.labelagent_system import labelagent_system
+from evals.llm_systems import LLM_SYSTEMS
 from evals.metrics import Point, corpus_labels, human_labels_to_target
 from evals.sim import (
     SimContext,
@@ -27,7 +30,7 @@ from evals.sim import (
 
 SystemFn = Callable[[SimContext, int], SystemRun]
 
-# Simulated LLM accuracy per dataset, for `--llm simulated` without an explicit level.
+# Simulated LLM accuracy per dataset, for a bare `--llm simulated`.
 # Approximate zero/few-shot accuracy of GPT-3.5/4-class models in published reports; see
 # evals/RESULTS.md for the wording. Not precise citations: ranges, rounded.
 LLM_ACCURACY: dict[str, float] = {
@@ -83,7 +86,19 @@ SYSTEMS: dict[str, SystemFn] = {
     "kmeans": partial(active_learning, strategy="kmeans"),
     "committee": partial(active_learning, strategy="kl_consensus", members=True),
     "vote-entropy": partial(active_learning, strategy="vote_entropy", members=True),
+    **LLM_SYSTEMS,
+    "labelagent": labelagent_system,
 }
+
+
+def resolve_llm_spec(spec: str | None, dataset: str) -> str | None:
+    """A bare `simulated` becomes `simulated:acc=<LLM_ACCURACY[dataset]>`; others pass through."""
+    if spec != "simulated":
+        return spec
+    if dataset not in LLM_ACCURACY:
+        known = ", ".join(sorted(LLM_ACCURACY))
+        raise ConfigError(f"no default LLM accuracy for '{dataset}' ({known}); give acc=X")
+    return f"simulated:acc={LLM_ACCURACY[dataset]}"
 
 
 def get_system(name: str) -> SystemFn:

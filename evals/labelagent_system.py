@@ -1,0 +1,94 @@
+"""The `labelagent` system in the simulation: the real session, router and batch job, in memory.
+
+The product's own loop runs unchanged: the session selects, the real Labeller asks the
+simulated (or replayed) LLM through the ChatBackend protocol, the router decides, and the
+simulated human answers the review queue, `step` labels per round, most valuable first.
+Embeddings come precomputed from the dataset, through an embedder that looks them up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from agent.config import LLMConfig, ProjectConfig, RoutingConfig
+from agent.job import JobLimits, run_job
+from agent.labeller import Labeller
+from agent.llm.annotators import make_annotator
+from agent.pool import label_texts
+from agent.review_queue import QueueEntry
+from agent.session import LabelingSession
+from agent.types import Item
+from evals.llm_systems import class_centroids, seeded_spec
+from evals.metrics import Point, human_labels_to_target
+from evals.sim import SimContext, SystemRun, human_answers, measure
+
+
+class LookupEmbedder:
+    """An embedder over vectors computed earlier: text -> its row. Unknown texts are an error."""
+
+    def __init__(self, texts: Sequence[str], vectors: np.ndarray, name: str) -> None:
+        self._rows = {t: i for i, t in enumerate(texts)}
+        self._vectors = np.asarray(vectors, dtype=np.float32)
+        self._name = f"precomputed:{name}"
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dim(self) -> int:
+        return int(self._vectors.shape[1])
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        return self._vectors[[self._rows[t] for t in texts]]
+
+
+def _embedder(ctx: SimContext) -> LookupEmbedder:
+    data = ctx.data
+    names = label_texts(data.label_set)
+    return LookupEmbedder(
+        list(data.pool.texts) + names,
+        np.vstack([data.pool.X, data.label_embeddings]),
+        data.embedder,
+    )
+
+
+def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
+    """Rounds of the batch job until the human budget is spent; a curve point per round."""
+    cfg, data = ctx.config, ctx.data
+    spec = seeded_spec(cfg.llm, seed)
+    config = ProjectConfig(
+        seed=seed, batch_size=max(4 * cfg.step, 100), committee_size=cfg.n_members,
+        llm=LLMConfig(model=spec, few_shot_k=0, concurrency=64),
+        routing=RoutingConfig(target_precision=cfg.target),
+    )
+    session = LabelingSession.from_texts(
+        data.pool.texts, data.label_set, config=config, embedder=_embedder(ctx)
+    )
+    names = data.label_set.names
+    gold = {t: names[y] for t, y in zip(data.pool.texts, data.pool.y)}
+    session.backend = make_annotator(spec, data.label_set, gold, class_centroids(ctx))
+    labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
+    answers = human_answers(ctx, seed)
+    row = {t: i for i, t in enumerate(data.pool.texts)}
+
+    def oracle(item: Item, entry: QueueEntry) -> str:
+        return names[answers[row[item.text]]]
+
+    curve: list[Point] = [_point(ctx, session)]
+    limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,
+                       human_per_round=cfg.step)
+    run_job(session, limits, labeller, oracle,
+            on_event=lambda kind, _data: curve.append(_point(ctx, session)))
+    estimate = session.store.get_meta("estimated_accuracy")
+    return SystemRun(curve, human_labels_to_target(curve, cfg.target),
+                     int(session.store.cache_totals()["calls"]), estimate)
+
+
+def _point(ctx: SimContext, session: LabelingSession) -> Point:
+    """Human labels so far, corpus accuracy of the session's best guess for every item."""
+    session.reload_labels()
+    humans = int(session.pool.human_mask.sum())
+    return measure(ctx, humans, session.best_guess(), session.committee)
