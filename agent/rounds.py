@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from agent.session import LabelingSession
 
 NO_VOTE = -1
+REFRESH_CHUNK = 500  # queue rows per transaction when re-scoring the queue
 
 
 @dataclass
@@ -325,16 +326,19 @@ def refresh_queue(session: LabelingSession) -> int:
     best, p_wrong = best_label(votes)
     priority = _priority(session, positions, p_wrong)
     priority[np.array([e.reason == "audit" for e in pending])] += 10.0
-    return session.store.enqueue(
-        [
-            QueueEntry(
-                e.item_key,
-                e.reason,
-                float(priority[j]),
-                e.round,
-                session.suggestion(int(positions[j]), llm[j], int(best[j]), float(p_wrong[j])),
-                e.reviews_needed,
-            )
-            for j, e in enumerate(pending)
-        ]
+    entries = [
+        QueueEntry(
+            e.item_key,
+            e.reason,
+            float(priority[j]),
+            e.round,
+            session.suggestion(int(positions[j]), llm[j], int(best[j]), float(p_wrong[j])),
+            e.reviews_needed,
+        )
+        for j, e in enumerate(pending)
+    ]
+    # Short transactions: an operator's decision never waits behind the whole queue's rewrite.
+    return sum(
+        session.store.enqueue(entries[i : i + REFRESH_CHUNK])
+        for i in range(0, len(entries), REFRESH_CHUNK)
     )
