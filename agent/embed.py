@@ -9,6 +9,7 @@ embedder) can stand in for it. `embed_items` adds the project's cache: vectors a
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -228,9 +229,15 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 def make_embedder(name: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu") -> Embedder:
-    """The embedder a configured model name asks for; no model is loaded yet."""
-    if name == HASHING_NAME:
-        return HashingEmbedder()
+    """The embedder a configured model name asks for; no model is loaded yet.
+
+    "hashing" (or a HashingEmbedder's own name, "hashing-<dim>-s<seed>") picks the hashing
+    embedder; any other name is a sentence-transformers model name or folder.
+    """
+    match = re.fullmatch(rf"{HASHING_NAME}(?:-(\d+)-s(\d+))?", name)
+    if match:
+        dim, seed = match.groups()
+        return HashingEmbedder(int(dim), int(seed)) if dim else HashingEmbedder()
     return SentenceTransformerEmbedder(name, device=device)
 
 
@@ -274,7 +281,7 @@ def _assemble(
     if len(widths) > 1:
         raise EmbeddingError(
             f"cached vectors for model '{embedder.name}' have mixed widths {sorted(widths)}; "
-            "the model behind this name changed: configure a new name or clear the cache"
+            "the model behind this name has changed; configure it under a new name"
         )
     out = np.empty((len(hashes), widths.pop()), dtype=np.float32)
     for row, h in enumerate(hashes):

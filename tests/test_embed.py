@@ -140,7 +140,8 @@ def test_pickling_ships_configuration_not_weights(minilm: SentenceTransformerEmb
 
 
 def test_importing_embed_does_not_import_torch() -> None:
-    code = "import sys, agent.embed; sys.exit('torch' in sys.modules or 'sklearn' in sys.modules)"
+    heavy = "('torch', 'sentence_transformers', 'transformers')"
+    code = f"import sys, agent.embed; sys.exit(any(m in sys.modules for m in {heavy}))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
@@ -217,6 +218,13 @@ def test_progress_bar_goes_to_stderr(store: Store, capsys: pytest.CaptureFixture
     assert captured.out == "" and "embedding" in captured.err
 
 
+def test_a_cache_of_another_width_is_refused(store: Store) -> None:
+    embedder = HashingEmbedder()
+    store.put_vectors(embedder.name, [text_hash(TEXTS[0])], np.ones((1, 8), dtype=np.float32))
+    with pytest.raises(EmbeddingError, match="mixed widths"):
+        embed_items(make_items(TEXTS), embedder, store)
+
+
 def test_no_items_give_an_empty_matrix(store: Store) -> None:
     assert embed_items([], HashingEmbedder(dim=16), store).shape == (0, 16)
 
@@ -240,6 +248,8 @@ def test_hashing_name_dim_and_seed() -> None:
     assert make_embedder("hashing").name == "hashing"
     small = HashingEmbedder(dim=32, seed=7)
     assert small.name == "hashing-32-s7" and small.encode(TEXTS).shape == (len(TEXTS), 32)
+    rebuilt = make_embedder(small.name)  # a name keys the cache, so it must rebuild the same
+    np.testing.assert_array_equal(rebuilt.encode(TEXTS), small.encode(TEXTS))
     other_seed = HashingEmbedder(dim=32, seed=8).encode(TEXTS)
     assert not np.allclose(small.encode(TEXTS), other_seed)
     with pytest.raises(ValueError):
