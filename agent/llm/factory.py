@@ -8,9 +8,8 @@ Spec strings 'simulated:...' and 'replay:...' go to `agent.llm.annotators.make_a
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 from agent.config import LLMConfig
 from agent.errors import ConfigError
@@ -48,7 +47,9 @@ def make_backend(
     if not model:
         raise ConfigError("no LLM model configured", field="llm.model")
     if model.startswith(ANNOTATOR_PREFIXES):
-        return _make_annotator(model, annotator_context)
+        from agent.llm.annotators import make_annotator  # numpy-heavy; evals only
+
+        return make_annotator(model, **annotator_context)
     if model.startswith("hosted_vllm/") and cfg.api_base is None:
         raise ConfigError(
             "hosted_vllm models need llm.api_base (the server URL)", field="llm.api_base"
@@ -69,14 +70,3 @@ def make_backend(
     from agent.llm.litellm_backend import LiteLLMBackend
 
     return LiteLLMBackend(model, **common)
-
-
-def _make_annotator(spec: str, context: dict[str, Any]) -> ChatBackend:
-    """Hand an eval spec to `agent.llm.annotators.make_annotator` (imported only when needed)."""
-    try:
-        module = importlib.import_module("agent.llm.annotators")
-    except ModuleNotFoundError as exc:
-        if exc.name != "agent.llm.annotators":
-            raise
-        raise ConfigError(f"{spec!r} needs agent.llm.annotators, which is not installed") from None
-    return cast(ChatBackend, module.make_annotator(spec, **context))

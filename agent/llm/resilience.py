@@ -22,6 +22,7 @@ from agent.errors import LLMError
 
 T = TypeVar("T")
 
+_MAX_NAP_S = 0.05
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _SECRET_PATTERNS = (re.compile(r"sk-[A-Za-z0-9_\-*]{6,}"), re.compile(r"(?i)bearer\s+\S+"))
 
@@ -158,8 +159,8 @@ class TokenBucket:
         async with self._lock.get():
             self._refill()
             need = min(amount, self.capacity)
-            while self._level < need:
-                await asyncio.sleep((need - self._level) / self.rate_per_s)
+            while self._level < need:  # short naps: a refund from `adjust` may arrive early
+                await asyncio.sleep(min(_MAX_NAP_S, (need - self._level) / self.rate_per_s))
                 self._refill()
             self._level -= amount
 
