@@ -136,7 +136,8 @@ SELECT q.item_key, q.reason, q.priority, q.round, q.suggestion, q.reviews_needed
 WHERE q.state = 'pending'
   AND (q.lease_owner IS NULL OR q.lease_expires < ? OR q.lease_owner = ?)
   AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_key = q.item_key
-                  AND a.source = 'human' AND a.kind = 'label' AND a.actor = ?)
+                  AND a.source = 'human' AND a.kind = 'label' AND a.actor = ?
+                  AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract'))
 ORDER BY q.priority DESC, q.item_key LIMIT ?
 """
 

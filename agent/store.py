@@ -87,8 +87,11 @@ class Store(QueueOps):
             raise StoreError(
                 f"{folder}: not a labelagent project (no {DB_FILE}); run 'labelagent init'"
             )
-        store = cls(_connect(str(path)), path)
-        store._migrate()
+        try:
+            store = cls(_connect(str(path)), path)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a labelagent database ({exc})") from None
         return store
 
     @classmethod
