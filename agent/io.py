@@ -2,7 +2,8 @@
 
 Rows stream through validation into the store's single import transaction, so a bad row
 anywhere means nothing of that file is written. Row numbers count data rows from 1 (the
-CSV header is not a row); encoding errors name the physical line instead.
+CSV header is not a row). Corpus files are read with errors="surrogateescape" so that bytes
+which are not UTF-8 are reported by row and field, like any other bad cell.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from agent.errors import InputError, LabelSetError
 from agent.types import LabelSet
@@ -38,13 +41,12 @@ def load_label_set(path: Path) -> LabelSet:
         if suffix == ".json":
             data: Any = json.loads(raw)
         elif suffix in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(raw)
         else:
             data = [line.strip() for line in raw.splitlines() if line.strip()]
-    except (json.JSONDecodeError, ValueError) as exc:
-        raise LabelSetError(f"cannot parse label file ({exc})", file=str(path)) from None
+    except (json.JSONDecodeError, ValueError, yaml.YAMLError) as exc:
+        detail = " ".join(str(exc).split())  # YAML messages span several lines
+        raise LabelSetError(f"cannot parse label file ({detail})", file=str(path)) from None
     if isinstance(data, dict):  # {"name": "description", ...} is a natural YAML shape too
         data = [{"name": k, "description": v or ""} for k, v in data.items()]
     return _label_set_from(data, path)
@@ -55,7 +57,7 @@ def _label_set_from(data: Any, path: Path) -> LabelSet:
         raise LabelSetError("expected a non-empty list of labels", file=str(path))
     seen: dict[str, int] = {}
     for row, entry in enumerate(data, start=1):
-        name = entry if isinstance(entry, str) else (entry or {}).get("name")
+        name = entry.get("name") if isinstance(entry, dict) else entry
         if not isinstance(name, str) or not name.strip():
             raise LabelSetError("label has no name", file=str(path), row=row, field="name")
         if name.strip() in seen:
@@ -106,6 +108,9 @@ def _validate(
     seen_ids: dict[str, int],
 ) -> tuple[str, str, str | None]:
     file = str(path)
+    for name in (columns.text, columns.id, columns.label):
+        if name is not None and _not_utf8(record.get(name)):
+            raise InputError("not valid UTF-8", file=file, row=row, field=name)
     text = record.get(columns.text)
     if not isinstance(text, str) or not text.strip():
         raise InputError("empty or whitespace-only text", file=file, row=row, field=columns.text)
@@ -129,6 +134,17 @@ def _validate(
             field=columns.label,
         )
     return ext_id, text, label or None
+
+
+def _not_utf8(value: Any) -> bool:
+    """True for a string holding undecodable bytes (as lone surrogates, from surrogateescape)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _cell(value: Any) -> str:
@@ -156,7 +172,7 @@ def _require_columns(path: Path, present: list[str], columns: Columns) -> None:
 
 def _csv_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
@@ -171,33 +187,26 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, 
                         f"expected {len(header)} cells, found {len(cells)}", file=str(path), row=row
                     )
                 yield row, dict(zip(header, cells))
-    except UnicodeDecodeError:
-        raise InputError(f"not valid UTF-8 (line {_bad_utf8_line(path)})", file=str(path)) from None
     except csv.Error as exc:
         raise InputError(f"malformed CSV ({exc})", file=str(path)) from None
 
 
 def _jsonl_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            row = 0
-            for line in handle:
-                if not line.strip():
-                    continue
-                row += 1
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(
-                        f"malformed JSON ({exc.msg})", file=str(path), row=row
-                    ) from None
-                if not isinstance(record, dict):
-                    raise InputError("expected a JSON object", file=str(path), row=row)
-                if row == 1:
-                    _require_columns(path, list(record), columns)
-                yield row, record
-    except UnicodeDecodeError:
-        raise InputError(f"not valid UTF-8 (line {_bad_utf8_line(path)})", file=str(path)) from None
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
+        row = 0
+        for line in handle:
+            if not line.strip():
+                continue
+            row += 1
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"malformed JSON ({exc.msg})", file=str(path), row=row) from None
+            if not isinstance(record, dict):
+                raise InputError("expected a JSON object", file=str(path), row=row)
+            if row == 1:
+                _require_columns(path, list(record), columns)
+            yield row, record
 
 
 def _parquet_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
