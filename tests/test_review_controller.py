@@ -67,7 +67,8 @@ def open_controller(
     folder: Path, operator: str = "alice", clock: FakeClock | None = None, prefetch: int = 4,
     **config: Any,
 ) -> ReviewController:
-    cfg = ProjectConfig.model_validate({}).model_copy(update=config)  # short test leases skip validation
+    # model_copy skips validation: the tests use leases shorter than the 5 s minimum
+    cfg = ProjectConfig.model_validate({}).model_copy(update=config)
     assert set(config) <= set(ProjectConfig.model_fields)
     return ReviewController(
         Store.open(folder), cfg, operator, prefetch=prefetch, clock=clock or FakeClock()

@@ -58,7 +58,7 @@ class ReviewApp(App[None]):
         operator: str,
         services: ReviewServices | None = None,
         *,
-        prefetch: int = 4,
+        prefetch: int = 2,
     ) -> None:
         super().__init__()
         self.controller = ReviewController(store, config, operator, prefetch=prefetch)
@@ -174,6 +174,10 @@ class ReviewApp(App[None]):
         """Give back the held leases and leave; every decision is already in the store."""
         self.controller.close()
         self.exit()
+
+    def on_unmount(self) -> None:
+        """However the app ends (q, Ctrl+Q, an error), wait for the writes and free the leases."""
+        self.controller.close()
 
     # ---- workers -----------------------------------------------------------------------------
     def _maybe_retrain(self) -> None:

@@ -134,7 +134,7 @@ class ReviewController:
         config: ProjectConfig,
         operator: str,
         *,
-        prefetch: int = 4,
+        prefetch: int = 2,
         undo_depth: int = 50,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

@@ -30,7 +30,7 @@ def rank_labels(query: str, names: Sequence[str], first: Sequence[str] = ()) -> 
         return [*first, *(n for n in names if n not in first)][:SEARCH_LIMIT]
     hits = process.extract(
         query, names, scorer=fuzz.WRatio, processor=utils.default_process, limit=SEARCH_LIMIT,
-        score_cutoff=40,
+        score_cutoff=50,
     )
     return [str(name) for name, _, _ in hits]
 
