@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
@@ -44,7 +45,10 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LabelAgentError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # escape: messages quote user data, and "[/x]" in a label must not read as markup
+            console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("interrupted; everything accepted so far is saved")
@@ -111,7 +115,7 @@ def status(
 ) -> None:
     """Items, labels by source, queue, LLM spend and the estimated accuracy."""
     with Store.open(project) as store:
-        info = project_status(store)
+        info = project_status(store, _load_config(project).routing)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
