@@ -45,10 +45,10 @@ def friendly(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except LabelAgentError as exc:
-            # escape: messages quote user data, and "[/x]" in a label must not read as markup
-            console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            # Messages quote user data: a "[/x]" must not read as markup, a line break must
+            # not break the one-line promise.
+            message = escape("\\n".join(str(exc).splitlines()))
+            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("interrupted; everything accepted so far is saved")

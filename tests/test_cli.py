@@ -188,6 +188,15 @@ def test_a_missing_project_or_label_file_is_one_line_too(tmp_path: Path) -> None
     assert not (tmp_path / "p" / DB_FILE).exists()
 
 
+def test_user_data_with_line_breaks_still_gives_one_line(tmp_path: Path) -> None:
+    project = seeded_project(tmp_path / "proj")
+    data = tmp_path / "a.csv"
+    data.write_text('id,text,label\nx1,fine,"ref\nund"\n', encoding="utf-8")
+    code, _, err = invoke("import", project, data, "--id-col", "id", "--label-col", "label")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "row 1, field 'label': label 'ref\\nund' is not in the label set" in err
+
+
 # ---- init, import, status, export ------------------------------------------------------------
 def test_init_creates_the_store_and_config_and_refuses_a_second_init(tmp_path: Path) -> None:
     labels = tmp_path / "labels.yaml"
