@@ -40,9 +40,8 @@ def import_litellm() -> ModuleType:
     # would only add a deep copy of every request and reply per call (redaction).
     litellm.turn_off_message_logging = False
     litellm.set_verbose = False
-    litellm.logging = False
     litellm.disable_streaming_logging = True
-    litellm.telemetry = False
+    litellm.telemetry = False  # usage pings in older litellm releases; absent in newer ones
     for name in _LITELLM_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     return litellm
@@ -69,10 +68,9 @@ def classify_litellm_error(exc: BaseException) -> Failure | None:
         return Failure("timeout", "no answer within the timeout")
     if isinstance(exc, litellm.APIConnectionError):
         return Failure("connection", f"could not reach the server: {_message(exc)}")
-    if isinstance(exc, litellm.APIError | litellm.RateLimitError) or hasattr(exc, "status_code"):
-        status = getattr(exc, "status_code", None)
-        if isinstance(status, int):
-            return failure_for_status(status, _message(exc), _retry_after(exc))
+    status = getattr(exc, "status_code", None)  # every litellm HTTP error carries one
+    if isinstance(status, int):
+        return failure_for_status(status, _message(exc), _retry_after(exc))
     if isinstance(exc, ValueError):  # litellm's JSON parsing of a broken body
         return Failure("malformed", f"unreadable response body ({type(exc).__name__})")
     return None

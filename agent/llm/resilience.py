@@ -207,9 +207,14 @@ class CallGuard:
         tokens: int = 0,
         used_tokens: Callable[[T], int] | None = None,
     ) -> T:
-        """Run `call` with limits and retries; `tokens` is the TPM estimate, reconciled after."""
-        last: Failure | None = None
-        for attempt in range(1, self.retry.max_retries + 2):
+        """Run `call` with limits and retries; `tokens` is the TPM estimate, reconciled after.
+
+        Decisions are taken outside the `except` block so the LLMError raised at the end does
+        not chain the SDK's exception (whose text may quote request headers).
+        """
+        attempt = 0
+        while True:
+            attempt += 1
             await self._admit(tokens)
             try:
                 async with self._semaphore.get():
@@ -219,16 +224,13 @@ class CallGuard:
                 failure = classify(exc)
                 if failure is None:
                     raise
-                last = failure
-                if not failure.retryable or attempt > self.retry.max_retries:
-                    break
-                await self._wait_before_retry(failure, attempt)
-                continue
-            if self._tpm is not None and used_tokens is not None:
-                self._tpm.adjust(used_tokens(result) - tokens)
-            return result
-        assert last is not None
-        raise self._give_up(last, attempt)
+            else:
+                if self._tpm is not None and used_tokens is not None:
+                    self._tpm.adjust(used_tokens(result) - tokens)
+                return result
+            if not failure.retryable or attempt > self.retry.max_retries:
+                raise self._give_up(failure, attempt)
+            await self._wait_before_retry(failure, attempt)
 
     async def _admit(self, tokens: int) -> None:
         """Honour a shared Retry-After pause, then the RPM and TPM buckets."""
