@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from agent.errors import ConfigError
-from agent.llm.protocol import TokenLogprob
+from agent.llm.protocol import ChatChoice, TokenLogprob
 from agent.prompts import ABSTAIN
 from agent.types import LabelSet
 
@@ -244,3 +244,47 @@ def vote(answers: Sequence[Answer], total: int, order: LabelSet) -> tuple[Answer
 
     winner = max(groups, key=rank)
     return groups[winner][0], len(groups[winner]) / max(total, len(answers), 1)
+
+
+def confidence_method(supports_logprobs: bool, samples: int) -> str:
+    """'logprob' where the backend returns token logprobs, else 'consistency' when more than
+    one sample is configured, else 'stated' (the last resort)."""
+    if supports_logprobs:
+        return "logprob"
+    return "consistency" if samples > 1 else "stated"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The chosen answer, its confidence, the method that gave it and provenance notes."""
+
+    answer: Answer
+    confidence: float
+    method: str
+    note: dict[str, Any]
+
+
+def judge(
+    method: str,
+    valid: Sequence[Answer],
+    total: int,
+    first: ChatChoice,
+    reply: Reply,
+    order: LabelSet,
+) -> Verdict:
+    """Pick the answer among `total` samples (`valid` validated) and its confidence by
+    `method`: a vote share ('consistency'), the label tokens' probability ('logprob') or,
+    as the flagged last resort, the stated confidence ('stated')."""
+    if method == "consistency":
+        answer, share = vote(valid, total, order)
+        votes = sum(a.label == answer.label for a in valid)
+        return Verdict(answer, share, method, {"votes": votes, "samples": total})
+    answer = valid[0]
+    if method == "logprob":
+        found = label_confidences(first.text, first.logprobs, reply.raw_labels)
+        confidence = found[answer.position] if answer.position < len(found) else None
+        if confidence is not None:
+            return Verdict(answer, confidence, "logprob", {})
+        note = {"stated_only": True, "confidence_note": "no label logprobs in the reply"}
+        return Verdict(answer, answer.stated, "stated", note)
+    return Verdict(answer, answer.stated, "stated", {"stated_only": True})

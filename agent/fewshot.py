@@ -77,3 +77,14 @@ class FewShotIndex:
         positions = np.take_along_axis(grouped, chosen, axis=1)
         rows = np.take_along_axis(order, positions, axis=1)
         return [row[ok].tolist() for row, ok in zip(rows, valid)]
+
+
+def merge_examples(per_item: Sequence[Sequence[tuple[str, str]]], k: int) -> list[tuple[str, str]]:
+    """One few-shot list for a multi-item call: the items' examples taken in turns (each
+    item's nearest first), without duplicates, at most k."""
+    merged: dict[tuple[str, str], None] = {}
+    for rank in range(max((len(ex) for ex in per_item), default=0)):
+        for examples in per_item:
+            if rank < len(examples) and len(merged) < k:
+                merged.setdefault(examples[rank])
+    return list(merged)

@@ -11,25 +11,32 @@ Every validated answer is written to the cache the moment it arrives, so nothing
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
+from agent.answer_cache import (
+    CacheWriter,
+    ResponseCache,
+    cache_key,
+    cache_params,
+    from_payload,
+    to_row,
+)
 from agent.answers import (
     Answer,
     AnswerError,
     Reply,
     answer_schema,
-    label_confidences,
+    confidence_method,
+    judge,
     make_answer_model,
     parse_reply,
-    vote,
 )
 from agent.budget import Budget
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError, LLMError, LLMValidationError
+from agent.fewshot import merge_examples
 from agent.llm.protocol import ChatBackend, ChatChoice, ChatRequest, ChatResponse
 from agent.prompts import PromptSet
 from agent.types import Item, LabelDecision, LabelSet, text_hash
@@ -37,22 +44,6 @@ from agent.types import Item, LabelDecision, LabelSet, text_hash
 SAMPLE_TEMPERATURE = 0.7  # self-consistency samples need diversity; used when cfg says 0
 TOP_LOGPROBS = 5
 Examples = Sequence[tuple[str, str]]
-
-
-class ResponseCache(Protocol):
-    """What the labeller needs from the store's LLM cache."""
-
-    def cache_get(self, key: str) -> dict[str, Any] | None: ...
-
-    def cache_put(
-        self,
-        key: str,
-        model: str,
-        payload: dict[str, Any],
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost_usd: float = 0.0,
-    ) -> None: ...
 
 
 class BudgetStop(BudgetExceededError):
@@ -110,16 +101,9 @@ class _Run:
 
     sem: asyncio.Semaphore
     probe: asyncio.Lock
+    writer: CacheWriter
     done: dict[str, LabelDecision] = field(default_factory=dict)
     failed: dict[str, LLMValidationError] = field(default_factory=dict)
-
-
-def confidence_method(backend: ChatBackend, cfg: LLMConfig) -> str:
-    """'logprob' if the backend returns token logprobs, else 'consistency' when
-    cfg.samples > 1, else 'stated' (the last resort)."""
-    if backend.supports_logprobs:
-        return "logprob"
-    return "consistency" if cfg.samples > 1 else "stated"
 
 
 class Labeller:
@@ -138,12 +122,19 @@ class Labeller:
         self.backend, self.label_set, self.cfg, self.cache = backend, label_set, cfg, cache
         self.prompts = prompts or PromptSet.load()
         self.prompt_hash = self.prompts.hash(label_set)
-        self.method = confidence_method(backend, cfg)
+        self.method = confidence_method(backend.supports_logprobs, cfg.samples)
         self.budget = budget or Budget(cfg.budget_calls, cfg.budget_usd)
         self.stats = LabellerStats()
         self._model = make_answer_model(label_set)
         self._schemas = {b: answer_schema(self._model, batch=b) for b in (False, True)}
-        self._params = self._cache_params()
+        structured = backend.supports_json_schema
+        self._params = cache_params(
+            self.method,
+            self._temperature(),
+            cfg.samples if self.method == "consistency" else 1,
+            cfg.max_tokens,
+            self._schemas[False] if structured else None,
+        )
 
     # ---- public ------------------------------------------------------------------------
     async def label_items(
@@ -153,7 +144,7 @@ class Labeller:
         identical questions in one request are asked once."""
         shots = self._shots(items, examples)
         keys = [self.cache_key(_hash(item), ex) for item, ex in zip(items, shots)]
-        run = _Run(asyncio.Semaphore(self.cfg.concurrency), asyncio.Lock())
+        run = _Run(asyncio.Semaphore(self.cfg.concurrency), asyncio.Lock(), CacheWriter(self.cache))
         pending: dict[str, _Job] = {}
         for item, key, ex in zip(items, keys, shots):
             if key in run.done or key in pending:
@@ -167,7 +158,11 @@ class Labeller:
         jobs = list(pending.values())
         size = self.cfg.items_per_call
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        errors = await _gather(self._run_chunk(run, chunk) for chunk in chunks)
+        run.writer.start()
+        try:
+            errors = await _gather(self._run_chunk(run, chunk) for chunk in chunks)
+        finally:
+            await run.writer.close()
         decisions = [run.done.get(key) for key in keys]
         _raise_incomplete(errors, decisions, run, pending)
         return [d for d in decisions if d is not None]
@@ -175,19 +170,20 @@ class Labeller:
     def label_items_sync(
         self, items: Sequence[Item], examples: Sequence[Examples] | None = None
     ) -> list[LabelDecision]:
-        """`label_items` for callers without an event loop."""
-        return asyncio.run(self.label_items(items, examples))
+        """`label_items` for callers without an event loop (closes the backend's clients for
+        that loop before it ends)."""
+
+        async def run() -> list[LabelDecision]:
+            try:
+                return await self.label_items(items, examples)
+            finally:
+                await self.backend.aclose()
+
+        return asyncio.run(run())
 
     def cache_key(self, item_hash: str, examples: Examples) -> str:
-        """sha256 of model, prompt hash, call parameters, text hash and few-shot examples."""
-        blob = {
-            "model": self.backend.model,
-            "prompt": self.prompt_hash,
-            "params": self._params,
-            "text": item_hash,
-            "examples": [[text_hash(t), label] for t, label in examples],
-        }
-        return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+        """The cache key of one item's question under this labeller's model, prompts, params."""
+        return cache_key(self.backend.model, self.prompt_hash, self._params, item_hash, examples)
 
     # ---- one chunk: a multi-item call, then the bad items alone ---------------------------
     async def _run_chunk(self, run: _Run, jobs: list[_Job]) -> None:
@@ -195,7 +191,8 @@ class Labeller:
             await self._label_alone(run, jobs[0])
             return
         texts = [job.text for job in jobs]
-        messages = self.prompts.messages(self.label_set, texts, _merge_examples(jobs, self.cfg))
+        shots = merge_examples([job.examples for job in jobs], self.cfg.few_shot_k)
+        messages = self.prompts.messages(self.label_set, texts, shots)
         reply, _ = await self._ask(run, jobs, messages)
         retry = [job for job, out in zip(jobs, reply) if isinstance(out, AnswerError)]
         self.stats.reasks += len(retry)
@@ -297,56 +294,26 @@ class Labeller:
     def _decide(
         self, job: _Job, valid: list[Answer], total: int, first: ChatChoice, reply: Reply
     ) -> LabelDecision:
-        """Pick the label and its confidence by the configured method."""
-        note: dict[str, Any] = {}
-        if self.method == "consistency":
-            answer, confidence = vote(valid, total, self.label_set)
-            method = "consistency"
-            note["votes"] = sum(a.label == answer.label for a in valid)
-            note["samples"] = total
-        else:
-            answer, method, confidence = valid[0], "stated", valid[0].stated
-            if self.method == "logprob":
-                found = label_confidences(first.text, first.logprobs, reply.raw_labels)
-                if answer.position < len(found) and found[answer.position] is not None:
-                    method, confidence = "logprob", float(found[answer.position] or 0.0)
-                else:
-                    note["confidence_note"] = "no label logprobs in the reply"
-            if method == "stated":
-                note["stated_only"] = True
-        usage = {**job.spent, "stated_confidence": answer.stated, **note}
+        """The decision for one item, its confidence by the configured method."""
+        verdict = judge(self.method, valid, total, first, reply, self.label_set)
+        answer = verdict.answer
         return LabelDecision(
             label=answer.label,
-            confidence=confidence,
+            confidence=verdict.confidence,
             rationale=answer.rationale,
-            confidence_method=method,
-            usage=usage,
+            confidence_method=verdict.method,
+            usage={**job.spent, "stated_confidence": answer.stated, **verdict.note},
             prompt_hash=self.prompt_hash,
             model=self.backend.model,
         )
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def _record(self, run: _Run, job: _Job, decision: LabelDecision) -> None:
-        """Keep a validated decision and cache it at once (a later crash never pays again)."""
+        """Keep a validated decision and queue it for the cache at once."""
         run.done[job.key] = decision
         if decision.label is None:
             self.stats.abstains += 1
-        if self.cache is not None:
-            payload = {
-                "label": decision.label,
-                "confidence": decision.confidence,
-                "rationale": decision.rationale,
-                "method": decision.confidence_method,
-                "usage": decision.usage,
-            }
-            self.cache.cache_put(
-                job.key,
-                self.backend.model,
-                payload,
-                prompt_tokens=int(job.spent.get("prompt_tokens", 0)),
-                completion_tokens=int(job.spent.get("completion_tokens", 0)),
-                cost_usd=float(job.spent.get("cost_usd", 0.0)),
-            )
+        run.writer.put(to_row(job.key, decision, job.spent))
 
     def _record_failure(self, run: _Run, job: _Job, attempts: int, error: str, raw: str) -> None:
         """An item that never validated: an abstain with the reason (not cached)."""
@@ -372,16 +339,7 @@ class Labeller:
         payload = self.cache.cache_get(key) if self.cache is not None else None
         if payload is None:
             return None
-        return LabelDecision(
-            label=payload["label"],
-            confidence=float(payload["confidence"]),
-            rationale=str(payload.get("rationale", "")),
-            confidence_method=str(payload.get("method", "stated")),
-            cached=True,
-            usage={"cached": True, "paid": payload.get("usage", {})},
-            prompt_hash=self.prompt_hash,
-            model=self.backend.model,
-        )
+        return from_payload(payload, self.prompt_hash, self.backend.model)
 
     def _shots(
         self, items: Sequence[Item], examples: Sequence[Examples] | None
@@ -399,20 +357,6 @@ class Labeller:
             return SAMPLE_TEMPERATURE
         return self.cfg.temperature
 
-    def _cache_params(self) -> dict[str, Any]:
-        """Everything besides model, prompts and item that changes the answer."""
-        schema = json.dumps(self._schemas[False], sort_keys=True)
-        return {
-            "method": self.method,
-            "temperature": self._temperature(),
-            "n": self.cfg.samples if self.method == "consistency" else 1,
-            "max_tokens": self.cfg.max_tokens,
-            "schema": hashlib.sha256(schema.encode()).hexdigest()[:16]
-            if self.backend.supports_json_schema
-            else None,
-            "logprobs": self.method == "logprob",
-        }
-
 
 def _hash(item: Item) -> str:
     return item.text_hash or text_hash(item.text)
@@ -427,17 +371,6 @@ def _add_share(spent: dict[str, float], response: ChatResponse, parts: int) -> N
         ("cost_usd", response.cost_usd),
     ):
         spent[name] = spent.get(name, 0.0) + value / parts
-
-
-def _merge_examples(jobs: list[_Job], cfg: LLMConfig) -> list[tuple[str, str]]:
-    """The items' examples taken in turns (each item's nearest first), deduplicated, capped."""
-    merged: dict[tuple[str, str], None] = {}
-    depth = max((len(job.examples) for job in jobs), default=0)
-    for rank in range(depth):
-        for job in jobs:
-            if rank < len(job.examples) and len(merged) < cfg.few_shot_k:
-                merged.setdefault(job.examples[rank])
-    return list(merged)
 
 
 async def _gather(coroutines: Any) -> list[BaseException]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from agent.answer_cache import CacheRow
 from agent.config import LLMConfig
-from agent.errors import LLMError, LLMValidationError
+from agent.errors import LLMError, LLMValidationError, StoreError
 from agent.labeller import BudgetStop, Labeller, LabellingFailed
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.scripted import ScriptedBackend
@@ -286,3 +289,44 @@ def test_examples_reach_the_prompt_capped_at_few_shot_k() -> None:
     user = backend.requests[0].messages[1]["content"]
     assert '<example label="tech">\nmy laptop broke\n</example>' in user
     assert "refund please" in user and '<example label="shipping">' not in user
+
+
+class GroupCache:
+    """A cache with a slow group write (like one fsync per transaction), recording groups."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.groups: list[int] = []
+        self.fail = fail
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        return self.rows.get(key)
+
+    def cache_put(self, *row: Any) -> None:
+        raise AssertionError("a cache with cache_put_many gets groups")
+
+    def cache_put_many(self, rows: list[CacheRow]) -> None:
+        time.sleep(0.02)
+        if self.fail:
+            raise StoreError("disk full")
+        self.groups.append(len(rows))
+        self.rows.update({row[0]: row[2] for row in rows})
+
+
+def test_cache_writes_are_grouped_off_the_event_loop() -> None:
+    cache = GroupCache()
+    backend = SlowBackend()
+    labeller = Labeller(backend, LABELS, cfg(concurrency=16), cache)
+    decisions = labeller.label_items_sync(items(*(f"t{i}" for i in range(48))))
+    assert len(cache.rows) == 48 and sum(cache.groups) == 48
+    assert max(cache.groups) > 1  # answers that validated during a write share the next one
+    assert backend.peak == 16  # slow writes did not hold the calls back
+    again = Labeller(SlowBackend(), LABELS, cfg(), cache).label_items_sync(items("t0", "t47"))
+    assert all(d.cached for d in again) and again[0].label == decisions[0].label
+
+
+def test_a_cache_write_failure_is_raised_not_swallowed() -> None:
+    with pytest.raises(StoreError, match="disk full"):
+        Labeller(SlowBackend(), LABELS, cfg(), GroupCache(fail=True)).label_items_sync(
+            items("x", "y")
+        )
