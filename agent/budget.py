@@ -13,6 +13,7 @@ import math
 import os
 from typing import Any
 
+from agent.answers import confidence_method
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
 from agent.prompts import ABSTAIN, PromptSet
@@ -91,16 +92,19 @@ def estimate_cost(
     avg_chars: float,
     cfg: LLMConfig,
     *,
-    confidence_method: str = "logprob",
+    confidence_method: str | None = None,
     prompts: PromptSet | None = None,
 ) -> dict[str, Any]:
     """Expected calls, tokens and dollars to label `n_items` texts of `avg_chars` characters.
 
     Prompts are rendered with filler texts and cfg.few_shot_k examples; tokens come from
-    litellm's tokenizer for `model`. Re-asks are not included. `cost_usd` is None (with a
-    note) when litellm's cost map does not know the model.
+    litellm's tokenizer for `model`. The confidence method (and so the samples per item)
+    follows whether litellm says the model returns logprobs, unless given. Re-asks are not
+    included. `cost_usd` is None (with a note) when litellm's cost map does not know the model.
     """
     prompts = prompts or PromptSet.load()
+    if confidence_method is None:
+        confidence_method = _likely_method(model, cfg)
     per_call = max(1, min(cfg.items_per_call, n_items))
     full, rest = divmod(n_items, per_call)
     samples = cfg.samples if confidence_method == "consistency" else 1
@@ -145,6 +149,17 @@ def _call_tokens(
     )
     prompt = _count(model, "".join(m["content"] for m in messages), notes)
     return prompt + 4 * len(messages), _count(model, reply, notes)
+
+
+def _likely_method(model: str, cfg: LLMConfig) -> str:
+    """The labeller's confidence method for `model`, from litellm's parameter map."""
+    if model.startswith(("simulated:", "replay:")):
+        return "logprob"  # the evaluation annotators answer logprobs
+    try:
+        params = _litellm().get_supported_openai_params(model=model) or []
+    except Exception:  # an unknown provider: assume the OpenAI wire format
+        params = ["logprobs"]
+    return confidence_method(bool("logprobs" in params), cfg.samples)
 
 
 def _litellm() -> Any:

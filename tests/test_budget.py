@@ -80,3 +80,12 @@ def test_estimate_for_a_model_outside_the_cost_map_has_no_price() -> None:
     est = estimate_cost("hosted_vllm/my-finetune", LABELS, 10, 50.0, LLMConfig())
     assert est["cost_usd"] is None and "cost map" in est["note"]
     assert est["prompt_tokens"] > 0
+
+
+def test_estimate_samples_models_without_logprobs() -> None:
+    cfg = LLMConfig(few_shot_k=0, samples=5)
+    claude = estimate_cost("anthropic/claude-haiku-4-5", LABELS, 10, 100.0, cfg)
+    gpt = estimate_cost("openai/gpt-4o-mini", LABELS, 10, 100.0, cfg)
+    assert claude["confidence_method"] == "consistency" and gpt["confidence_method"] == "logprob"
+    assert claude["completion_tokens"] > 3 * gpt["completion_tokens"]
+    assert claude["cost_usd"] is not None and claude["cost_usd"] > gpt["cost_usd"]
