@@ -26,7 +26,7 @@ from evals.data import CACHE_DIR, load_dataset
 from evals.metrics import aulc, mean_curve, mean_or_none
 from evals.report import render_table
 from evals.sim import SimConfig, SimContext, SystemRun
-from evals.systems import get_system
+from evals.systems import get_system, resolve_llm_spec
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -46,7 +46,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--human-error", type=float, default=0.0, help="simulated human error rate")
     p.add_argument("--members", type=int, default=5, help="bootstrap members (committee systems)")
     p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
-    p.add_argument("--llm", help="annotator spec: simulated[:acc=X] | replay:PATH")
+    p.add_argument("--llm", help="annotator: simulated (the dataset's level) | "
+                   "simulated:acc=X[,abstain=Y] | replay:PATH")
     p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")
@@ -56,6 +57,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def make_config(args: argparse.Namespace) -> SimConfig:
+    """Run settings from the command line; a bare `--llm simulated` gets the dataset's level."""
     return SimConfig(
         budget=args.budget,
         step=args.step,
@@ -65,7 +67,7 @@ def make_config(args: argparse.Namespace) -> SimConfig:
         human_error=args.human_error,
         n_members=args.members,
         use_prior=not args.no_prior,
-        llm=args.llm,
+        llm=resolve_llm_spec(args.llm, args.dataset.name),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -31,7 +32,7 @@ VOCAB = {
     "weather": "rain storm sunny cloud wind forecast snow cold",
     "music": "song band guitar album concert singer drum melody",
 }
-NOISE = "the a today really some very new big".split()
+NOISE = ["the", "a", "today", "really", "some", "very", "new", "big"]
 
 
 def _write_split(path: Path, n: int, rng: np.random.Generator) -> None:
@@ -99,13 +100,9 @@ def test_mean_curve_aligns_different_grids() -> None:
 def test_read_split_names_the_row_of_an_unknown_label(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("text,label\nhello,sport\nbye,cooking\n", encoding="utf-8")
+    (tmp_path / "labels.json").write_text(json.dumps(LABELS), encoding="utf-8")
     with pytest.raises(InputError, match="row 3"):
-        read_split(path, read_labels_from(LABELS, tmp_path))
-
-
-def read_labels_from(names: list[str], folder: Path):  # type: ignore[no-untyped-def]
-    (folder / "labels.json").write_text(json.dumps(names), encoding="utf-8")
-    return read_labels(folder)
+        read_split(path, read_labels(tmp_path))
 
 
 def test_subsample_is_seeded_sorted_and_unique() -> None:
@@ -138,7 +135,7 @@ def test_simulated_human_errs_at_its_rate_and_never_echoes_gold(
 
 
 # ---- end to end -----------------------------------------------------------------------------
-def _run(dataset: Path, tmp_path: Path, out: str, *extra: str) -> dict:  # type: ignore[type-arg]
+def _run(dataset: Path, tmp_path: Path, out: str, *extra: str) -> dict[str, Any]:
     argv = [
         "--dataset",
         str(dataset),
@@ -161,7 +158,8 @@ def _run(dataset: Path, tmp_path: Path, out: str, *extra: str) -> dict:  # type:
         *extra,
     ]
     assert run.main(argv) == 0
-    return json.loads((tmp_path / out).read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads((tmp_path / out).read_text(encoding="utf-8"))
+    return result
 
 
 def test_run_writes_the_documented_json(dataset: Path, tmp_path: Path) -> None:
@@ -192,7 +190,8 @@ def test_run_writes_the_documented_json(dataset: Path, tmp_path: Path) -> None:
 
 
 def test_run_is_deterministic_per_seed(dataset: Path, tmp_path: Path) -> None:
-    a, b = _run(dataset, tmp_path, "a.json"), _run(dataset, tmp_path, "b.json")
+    extra = ("--systems", "hybrid,coreset", "--seeds", "1")
+    a, b = _run(dataset, tmp_path, "a.json", *extra), _run(dataset, tmp_path, "b.json", *extra)
     for name in a["systems"]:
         assert a["systems"][name]["curve"] == b["systems"][name]["curve"]
 
@@ -223,3 +222,27 @@ def test_unknown_system_is_an_error_before_any_work(
     assert run.main(argv) == 2
     assert "unknown system 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_llm_baselines_run_the_real_labeller(dataset: Path, tmp_path: Path) -> None:
+    systems = "llm-all,llm-random-review,llm-confidence,oracle-router"
+    result = _run(dataset, tmp_path, "d.json", "--systems", systems, "--llm",
+                  "simulated:acc=0.7", "--seeds", "1", "--budget", "80")
+    s = result["systems"]
+    assert [p[0] for p in s["llm-all"]["curve"]] == [0]
+    assert 0.55 < s["llm-all"]["final_corpus_accuracy"] < 0.85
+    assert all(e["llm_calls"] >= 150 for e in s.values())  # one call per distinct text
+    # the oracle router fixes one LLM error per human label: exact labels to the 0.9 target
+    wrong = round((1 - s["llm-all"]["final_corpus_accuracy"]) * 160)
+    assert s["oracle-router"]["human_labels_to_target"] == max(0, wrong - 16)
+    final = {name: e["final_corpus_accuracy"] for name, e in s.items()}
+    assert final["oracle-router"] >= final["llm-confidence"] >= final["llm-all"]
+    est = s["llm-random-review"]["estimated_accuracy"]
+    assert 0.0 <= est["low"] <= est["value"] <= est["high"] <= 1.0
+    assert "estimated_accuracy" not in s["llm-confidence"]
+
+
+def test_llm_systems_need_an_annotator(dataset: Path, tmp_path: Path) -> None:
+    argv = ["--dataset", str(dataset), "--systems", "llm-all", "--embedder", "hashing",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "x.json")]
+    assert run.main(argv) == 2
