@@ -179,10 +179,10 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, 
                 raise InputError("empty file (no header row)", file=str(path))
             header = [h.strip() for h in header]
             _require_columns(path, header, columns)
-            for row, cells in enumerate(reader, start=1):
+            # Blank lines are not rows (as in JSONL), so row numbers match the store's count.
+            filled = (c for c in reader if len(c) == len(header) or any(x.strip() for x in c))
+            for row, cells in enumerate(filled, start=1):
                 if len(cells) != len(header):
-                    if not any(c.strip() for c in cells):
-                        continue  # blank line
                     raise InputError(
                         f"expected {len(header)} cells, found {len(cells)}", file=str(path), row=row
                     )

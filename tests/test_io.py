@@ -142,6 +142,17 @@ def test_same_id_with_a_different_text_is_an_error_and_writes_nothing(
     assert store.count_items() == 2
 
 
+def test_row_numbers_skip_blank_lines_in_every_check(store: Store, tmp_path: Path) -> None:
+    import_file(store, write_csv(tmp_path / "a.csv", ROWS[:2]), Columns("text", "id"))
+    path = tmp_path / "b.csv"
+    path.write_text("id,text\nz,three\n\n  \nr2,changed\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 2, field 'id'"):  # found by the store
+        import_file(store, path, Columns("text", "id"))
+    path.write_text("id,text\nz,three\n\n  \nr9,\n", encoding="utf-8")
+    with pytest.raises(InputError, match="row 2, field 'text'"):  # found by the reader
+        import_file(store, path, Columns("text", "id"))
+
+
 # ---- bad input: file, row and field named; nothing written -----------------------------------
 def _bad_csv(tmp: Path) -> Path:
     path = tmp / "bad.csv"
