@@ -5,18 +5,16 @@ HTTP calls), re-asks on a bad label, logprobs on and off, n samples, faults and 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
+from llm_fixtures import make_test_backend
 
 from agent.config import LLMConfig
 from agent.labeller import BudgetStop, Labeller, LabellingFailed
-from agent.llm.factory import make_backend
 from agent.llm.protocol import ChatBackend
-from agent.llm.resilience import RetryPolicy
 from agent.llm.test_server import LLMTestServer
 from agent.prompts import ABSTAIN, find_items
 from agent.store import Store
@@ -24,7 +22,7 @@ from agent.types import Item, LabelSet, text_hash
 
 LABELS = LabelSet(("billing", "shipping", "tech"), ("money", "parcels", "devices"))
 GOLD = {f"message {i} about {LABELS.names[i % 3]}": LABELS.names[i % 3] for i in range(24)}
-FAST_RETRY = RetryPolicy(base_delay_s=0.01, max_delay_s=0.05)
+PRICED_MODEL = "openai/gpt-4o-mini"  # in litellm's cost map; the server answers any name
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # litellm's pydantic chatter
 
 
@@ -42,17 +40,11 @@ def gold_policy(body: dict[str, Any]) -> str:
     return json.dumps(entries[0])
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[LLMTestServer]:
-    with LLMTestServer(gold_policy) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def fresh(server: LLMTestServer) -> None:
-    server.reset()
-    server.policy = gold_policy
-    server.knobs.logprobs = True
+@pytest.fixture
+def server(llm_server: LLMTestServer) -> LLMTestServer:
+    """The shared test-server fixture, answering gold labels."""
+    llm_server.policy = gold_policy
+    return llm_server
 
 
 def items(n: int = len(GOLD)) -> list[Item]:
@@ -60,11 +52,8 @@ def items(n: int = len(GOLD)) -> list[Item]:
 
 
 def backend(server: LLMTestServer, adapter: str = "openai", **overrides: Any) -> ChatBackend:
-    cfg = LLMConfig(model="openai/gpt-4o-mini", api_base=server.base_url, adapter=adapter)
-    made = make_backend(cfg, retry=FAST_RETRY)
-    for name, value in overrides.items():
-        setattr(made, name, value)
-    return made
+    """An adapter on the test server, priced as gpt-4o-mini so that cost figures are real."""
+    return make_test_backend(adapter, server.base_url, model=PRICED_MODEL, **overrides)
 
 
 @pytest.mark.parametrize("adapter", ["openai", "litellm"])
@@ -164,7 +153,7 @@ def test_call_budget_over_http_stops_and_keeps_the_paid_answers(
 def test_a_dead_endpoint_fails_clearly_and_keeps_what_was_done(
     server: LLMTestServer, tmp_path: Path
 ) -> None:
-    server.script("ok", *["500"] * 6)  # the second item's call fails all 1 + 5 attempts
+    server.script("ok", *["500"] * 4)  # the second item's call fails all 1 + 3 attempts
     cfg = LLMConfig(samples=1, concurrency=1)
     with Store.create(tmp_path, LABELS) as store:
         with pytest.raises(LabellingFailed, match="HTTP 500") as info:
