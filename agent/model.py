@@ -188,12 +188,15 @@ class Committee(BaseEstimator):  # type: ignore[misc]
         return coef, intercept
 
     def _expand(self, seen_proba: np.ndarray, prior: np.ndarray | None) -> np.ndarray:
-        """Map probabilities over seen classes (..., b, S) onto the full label set (..., b, C)."""
-        shape = (*seen_proba.shape[:-1], self.n_classes_)
+        """Map probabilities over seen classes (b, ..., S) onto the full label set (b, ..., C),
+        then mix in the zero-shot member's prior (b, ..., C) when there is one."""
         n_unseen = self.n_classes_ - self.seen_classes_.size
-        fill = self.unseen_mass_ / n_unseen if n_unseen else 0.0
-        full = np.full(shape, fill, dtype=np.float32)
-        full[..., self.seen_classes_] = seen_proba * np.float32(1.0 - self.unseen_mass_)
+        if n_unseen == 0:
+            full = seen_proba  # every class labelled: the columns already line up
+        else:
+            shape = (*seen_proba.shape[:-1], self.n_classes_)
+            full = np.full(shape, self.unseen_mass_ / n_unseen, dtype=np.float32)
+            full[..., self.seen_classes_] = seen_proba * np.float32(1.0 - self.unseen_mass_)
         if prior is not None:
             w = np.float32(self.prior_weight_)
             full *= 1 - w
@@ -232,10 +235,13 @@ class Committee(BaseEstimator):  # type: ignore[misc]
         n_members, n_seen, dim = self.members_coef_.shape
         out = np.empty((n_members, X.shape[0], self.n_classes_), dtype=np.float32)
         stacked = self.members_coef_.reshape(n_members * n_seen, dim)
+        bias = self.members_intercept_.reshape(n_members * n_seen)
         for rows, Xb, prior in self._batches(X):
-            logits = (Xb @ stacked.T).reshape(Xb.shape[0], n_members, n_seen).transpose(1, 0, 2)
-            logits += self.members_intercept_[:, None, :]
-            out[:, rows] = self._expand(_softmax_rows(logits), prior)
+            logits = Xb @ stacked.T  # (b, K*S): one GEMM for all members
+            logits += bias
+            proba = _softmax_rows(logits.reshape(Xb.shape[0], n_members, n_seen))
+            full = self._expand(proba, None if prior is None else prior[:, None, :])
+            out[:, rows] = full.transpose(1, 0, 2)
         return out
 
     def predict(self, X: np.ndarray) -> np.ndarray:

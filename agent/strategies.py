@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,13 +41,7 @@ class StrategyFn(Protocol):
     """The one signature every query strategy has."""
 
     def __call__(
-        self,
-        probs: np.ndarray | None,
-        embeddings: np.ndarray,
-        candidates: np.ndarray,
-        n: int,
-        rng: np.random.Generator,
-        **ctx: Any,
+        self, probs: Probs, embeddings: Array, candidates: Array, n: int, rng: Gen, **ctx: Any
     ) -> Selection: ...
 
 
@@ -71,12 +66,7 @@ def _contract(fn: StrategyFn) -> StrategyFn:
 
     @functools.wraps(fn)
     def wrapper(
-        probs: np.ndarray | None,
-        embeddings: np.ndarray,
-        candidates: np.ndarray,
-        n: int,
-        rng: np.random.Generator,
-        **ctx: Any,
+        probs: Probs, embeddings: Array, candidates: Array, n: int, rng: Gen, **ctx: Any
     ) -> Selection:
         cands = _check_candidates(embeddings, candidates, n)
         if n == 0:
@@ -98,7 +88,9 @@ def _top_n(scores: np.ndarray, cands: np.ndarray, n: int, rng: np.random.Generat
     return Selection(cands[pick], scores[pick])
 
 
-def _rowwise(source: np.ndarray, cands: np.ndarray, fn: Any, axis: int = 0) -> np.ndarray:
+def _rowwise(
+    source: Array, cands: Array, fn: Callable[[Array], Array], axis: int = 0
+) -> np.ndarray:
     """fn applied to the candidates' rows of `source`, in batches -> (m,) float64 scores.
 
     axis=0 takes rows of probs (N, C); axis=1 takes member slices of member_probs (K, N, C).
@@ -152,13 +144,14 @@ def _cluster(X: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarra
 
 
 def _fill(chosen: list[int], scores: list[float], cands: Array, n: int, rng: Gen) -> Selection:
-    """Selection of positions `chosen` into cands, topped up at random to n (score -inf)."""
+    """Selection of positions `chosen` into cands, topped up at random to n when clusters or
+    label lists ran short (e.g. duplicate vectors); extras get the lowest score so far."""
     picked = np.asarray(chosen, np.int64)
     if picked.size < n:
         rest = np.setdiff1d(np.arange(cands.size), picked, assume_unique=True)
         extra = rng.choice(rest, size=n - picked.size, replace=False)
         picked = np.concatenate([picked, extra])
-        scores = scores + [-np.inf] * extra.size
+        scores = scores + [min(scores, default=0.0)] * extra.size
     return Selection(cands[picked], np.asarray(scores, np.float64))
 
 
@@ -341,7 +334,7 @@ def hybrid(
     """Uncertainty x diversity: the `hybrid_factor` * n smallest-margin candidates (default 10)
     are clustered into n groups and each group gives its most uncertain member."""
     probs = _need_probs(probs, embeddings, "hybrid")
-    factor = int(ctx.get("hybrid_factor") or 10)
+    factor = int(ctx.get("hybrid_factor", 10))
     if factor < 1:
         raise ConfigError(f"hybrid_factor must be >= 1, got {factor}")
     uncertain = _top_n(
@@ -356,43 +349,60 @@ def hybrid(
     return _fill(uncertain.indices[rows].tolist(), scores, candidates, n, rng)
 
 
+def _candidate_blocks(embeddings: Array, cands: Array) -> Iterator[tuple[Array, Array, Any]]:
+    """Yield (positions into cands (b,), an embedding block, rows of the block to keep).
+
+    Dense candidate sets are read as pool slices (views) and filtered afterwards: fancy-index
+    copies of 100 MB blocks were most of the cost at 1,000,000 rows. Sparse ones are gathered.
+    """
+    if cands.size * 4 < embeddings.shape[0]:
+        for start in range(0, cands.size, _BATCH):
+            stop = min(start + _BATCH, cands.size)
+            yield np.arange(start, stop), embeddings[cands[start:stop]], slice(None)
+        return
+    for start in range(0, embeddings.shape[0], _BATCH):
+        lo, hi = np.searchsorted(cands, [start, start + _BATCH])
+        if hi > lo:
+            yield np.arange(lo, hi), embeddings[start : start + _BATCH], cands[lo:hi] - start
+
+
 def _top_per_label(
     embeddings: Array, cands: Array, labels: Array, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per label, the k candidates most cosine-similar to it: positions (k, C) and sims (k, C),
-    each column sorted best first. One pass over the candidates in batches."""
-    best_pos = np.empty((0, labels.shape[0]), np.int64)
-    best_sim = np.empty((0, labels.shape[0]), np.float32)
-    for start in range(0, cands.size, _BATCH):
-        block = np.asarray(embeddings[cands[start : start + _BATCH]], np.float32)
-        sims = block @ labels.T
-        sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), _EPS)[:, None]
-        top = np.argpartition(-sims, min(k, sims.shape[0]) - 1, axis=0)[:k]
-        best_sim = np.vstack([best_sim, np.take_along_axis(sims, top, axis=0)])
-        best_pos = np.vstack([best_pos, top + start])
-        keep = np.argpartition(-best_sim, min(k, best_sim.shape[0]) - 1, axis=0)[:k]
-        best_sim = np.take_along_axis(best_sim, keep, axis=0)
-        best_pos = np.take_along_axis(best_pos, keep, axis=0)
-    order = np.argsort(-best_sim, axis=0, kind="stable")
-    return np.take_along_axis(best_pos, order, axis=0), np.take_along_axis(best_sim, order, axis=0)
+    """Per label, the k candidates most cosine-similar to it: positions (C, k) into cands and
+    sims (C, k), each row sorted best first. One pass over the pool in blocks."""
+    best_pos = np.empty((labels.shape[0], 0), np.int64)
+    best_sim = np.empty((labels.shape[0], 0), np.float32)
+    for positions, block, keep_rows in _candidate_blocks(embeddings, cands):
+        block = np.asarray(block, np.float32)
+        sims = (labels @ block.T)[:, keep_rows]  # (C, b), label-major so top-k runs along rows
+        sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), _EPS)[keep_rows]
+        best_sim = np.hstack([best_sim, sims])
+        best_pos = np.hstack([best_pos, np.broadcast_to(positions, sims.shape)])
+        if best_sim.shape[1] > k:
+            top = np.argpartition(-best_sim, k - 1, axis=1)[:, :k]
+            best_sim = np.take_along_axis(best_sim, top, axis=1)
+            best_pos = np.take_along_axis(best_pos, top, axis=1)
+    order = np.argsort(-best_sim, axis=1, kind="stable")
+    return np.take_along_axis(best_pos, order, axis=1), np.take_along_axis(best_sim, order, axis=1)
 
 
 def _round_robin(pos: Array, sims: Array, n: int, order: Array) -> tuple[list[int], list[float]]:
-    """Take n distinct positions from the per-label ranked columns of pos (k, C), one label at a
+    """Take n distinct positions from the per-label ranked rows of pos (C, k), one label at a
     time in `order`; a label whose next item is taken moves on to its following one."""
-    cursor = np.zeros(pos.shape[1], np.int64)
+    cursor = np.zeros(pos.shape[0], np.int64)
     taken: set[int] = set()
     rows: list[int] = []
     scores: list[float] = []
     while len(rows) < n:
         before = len(rows)
         for c in order:
-            while cursor[c] < pos.shape[0] and int(pos[cursor[c], c]) in taken:
+            while cursor[c] < pos.shape[1] and int(pos[c, cursor[c]]) in taken:
                 cursor[c] += 1
-            if cursor[c] < pos.shape[0] and len(rows) < n:
-                taken.add(int(pos[cursor[c], c]))
-                rows.append(int(pos[cursor[c], c]))
-                scores.append(float(sims[cursor[c], c]))
+            if cursor[c] < pos.shape[1] and len(rows) < n:
+                taken.add(int(pos[c, cursor[c]]))
+                rows.append(int(pos[c, cursor[c]]))
+                scores.append(float(sims[c, cursor[c]]))
         if len(rows) == before:  # every list used up; cannot happen while k >= n
             break
     return rows, scores

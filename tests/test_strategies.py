@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent import strategies
 from agent.errors import ConfigError, PoolExhaustedError
 from agent.strategies import STRATEGIES, get_strategy
 from agent.types import Selection
@@ -94,6 +95,19 @@ def test_duplicate_candidates_count_once(name: str, medium: Pool) -> None:
     assert sorted(sel.indices.tolist()) == [3, 5, 7, 9]
     with pytest.raises(PoolExhaustedError):
         run(name, embeddings, probs, candidates, 5, 0, **ctx)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("candidates", [np.arange(0, 400, 2), np.array([5, 77, 130, 260, 399])])
+def test_block_size_does_not_change_the_selection(
+    name: str, candidates: np.ndarray, medium: Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    embeddings, probs, ctx = medium
+    whole = run(name, embeddings, probs, candidates, 5, 3, **ctx)
+    monkeypatch.setattr(strategies, "_BATCH", 7)
+    blocked = run(name, embeddings, probs, candidates, 5, 3, **ctx)
+    np.testing.assert_array_equal(whole.indices, blocked.indices)
+    np.testing.assert_allclose(whole.scores, blocked.scores, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", NAMES)
