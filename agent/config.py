@@ -43,6 +43,10 @@ class RoutingConfig(BaseModel):
 
     target_precision: float = Field(0.95, gt=0.5, lt=1.0)
     audit_rate: float = Field(0.05, ge=0.0, le=1.0)
+    # Audit rate until thresholds are certified: evidence comes faster, at more human labels.
+    census_rate: float = Field(0.25, ge=0.0, le=1.0)
+    # Share of a human budget kept for the final random audit that measures the corpus.
+    final_audit_share: float = Field(0.1, ge=0.0, le=0.5)
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0)
     min_evidence: int = Field(30, ge=1)  # audited items needed before thresholds relax
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.accuracy import estimate_corpus_accuracy, final_pass
+from agent.accuracy import final_audit, final_audit_size, final_pass, store_estimate
 from agent.errors import BudgetExceededError
 from agent.rounds import RoundStats, run_round
 from agent.types import Annotation, Kind, Source
@@ -73,7 +73,7 @@ def run_job(
             report.stop_reason = f"LLM budget reached ({exc})"
             break
         if oracle is not None:
-            room = _human_room(session, limits)
+            room = _human_room(session, limits, _audit_reserve(session, limits))
             if limits.human_per_round is not None:
                 room = min(room if room is not None else limits.human_per_round,
                            limits.human_per_round)
@@ -98,9 +98,7 @@ def _stop_reason(
     llm_spent = limits.llm_budget is not None and paid_llm_calls(session) >= limits.llm_budget
     if labeller is not None and llm_spent:
         return f"LLM budget of {limits.llm_budget} calls reached"
-    human_spent = (
-        limits.human_budget is not None and human_label_count(session) >= limits.human_budget
-    )
+    human_spent = _human_room(session, limits, _audit_reserve(session, limits)) == 0
     if human_spent and labeller is None:  # with an LLM, rounds still auto-accept what agrees
         return f"human budget of {limits.human_budget} labels reached"
     estimate = session.store.get_meta("estimated_accuracy")
@@ -121,10 +119,18 @@ def _round_size(session: LabelingSession, limits: JobLimits) -> int:
     return max(1, min(limits.batch_size, limits.llm_budget - paid_llm_calls(session)))
 
 
-def _human_room(session: LabelingSession, limits: JobLimits) -> int | None:
+def _audit_reserve(session: LabelingSession, limits: JobLimits) -> int:
+    """Human labels kept back from the rounds for the final audit."""
+    if limits.human_budget is None:
+        return 0
+    size = final_audit_size(limits.human_budget, len(session.pool), session.config.routing)
+    return min(size, limits.human_budget // 2)
+
+
+def _human_room(session: LabelingSession, limits: JobLimits, reserve: int = 0) -> int | None:
     if limits.human_budget is None:
         return None
-    return max(0, limits.human_budget - human_label_count(session))
+    return max(0, limits.human_budget - reserve - human_label_count(session))
 
 
 def answer_queue(
@@ -166,21 +172,23 @@ def _learn(session: LabelingSession, round_no: int, stats: RoundStats) -> None:
     """Retrain on the new human labels and store a fresh estimate; close the round."""
     session.reload_labels()
     session.retrain()
-    estimate = estimate_corpus_accuracy(session)
-    session.store.set_meta("estimated_accuracy", estimate.to_json() if estimate else None)
+    store_estimate(session.store, session.config.routing)
     session.store.finish_round(round_no, stats.to_json())
 
 
 def _finish(
     session: LabelingSession, limits: JobLimits, oracle: Oracle | None, notify: Progress
 ) -> None:
-    """The classifier labels what it is sure enough of; a random slice of that is audited."""
+    """The classifier labels what it is sure of; a uniform audit then measures the corpus."""
     round_no = session.store.start_round()
     summary = final_pass(session, round_no)
+    machine = int((~session.pool.human_mask).sum())
+    size = final_audit_size(limits.human_budget, machine, session.config.routing)
+    room = _human_room(session, limits)
+    summary["audit"] = final_audit(session, round_no, size if room is None else min(size, room))
     if oracle is not None:
         answer_queue(session, oracle, _human_room(session, limits), round_no)
         session.reload_labels()
-    estimate = estimate_corpus_accuracy(session)
-    session.store.set_meta("estimated_accuracy", estimate.to_json() if estimate else None)
+    estimate = store_estimate(session.store, session.config.routing)
     session.store.finish_round(round_no, {"final_pass": summary})
-    notify("final", summary | {"estimate": estimate.to_json() if estimate else None})
+    notify("final", summary | {"estimate": estimate})

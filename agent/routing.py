@@ -182,9 +182,11 @@ def route(
     audit_rate: float,
     rng: np.random.Generator | int,
     member_agreement: float = 0.6,
+    census_rate: float = 1.0,
 ) -> RoutingResult:
     """Route n items. `member_agreement`: share of committee members that must vote for the
-    committee's argmax, else the item is 'committee_split'. Deterministic for a given seed."""
+    committee's argmax, else the item is 'committee_split'. `census_rate`: the audit rate
+    while no thresholds are certified (1.0 audits every candidate). Deterministic per seed."""
     if not 0.0 <= audit_rate <= 1.0:
         raise ValueError(f"audit_rate must lie in [0, 1], got {audit_rate}")
     gen = np.random.default_rng(rng) if isinstance(rng, int) else rng
@@ -199,7 +201,7 @@ def route(
     llm_ok = np.nan_to_num(votes.llm_conf, nan=-1.0) >= thresholds.llm
     clf_ok = clf_conf >= thresholds.clf
     eligible = candidate & llm_ok & clf_ok
-    rate = audit_rate if thresholds.accepts_any else 1.0
+    rate = audit_rate if thresholds.accepts_any else max(audit_rate, census_rate)
     audited = candidate & (gen.random(n) < rate)
     rules = (
         (~has_llm & ~has_clf, "no_evidence"),

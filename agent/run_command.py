@@ -124,7 +124,7 @@ def run_project(
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
     session.backend = make_session_backend(session, gold)
     report = _run_with_progress(session, limits, oracle, console)
-    _print_summary(console, report, project_status(session.store), session)
+    _print_summary(console, report, project_status(session.store, session.config.routing), session)
     session.close()
 
 

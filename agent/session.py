@@ -289,11 +289,13 @@ class LabelingSession:
 
     def refresh(self) -> None:
         """Retrain on the newest human labels and rewrite the pending queue's suggestions."""
+        from agent.accuracy import store_estimate
         from agent.rounds import refresh_queue
 
         self.reload_labels()
         self.retrain()
         refresh_queue(self)
+        store_estimate(self.store, self.config.routing)
 
     def neighbours(self, item_key: int, k: int = 5) -> list[tuple[str, str, float]]:
         """The k most similar labelled items: (text, label, cosine similarity)."""

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.accuracy import estimate_from_store
 from agent.agreement import agreement_summary
+from agent.config import RoutingConfig
 from agent.store import Store
 
 
-def project_status(store: Store) -> dict[str, Any]:
-    """Counts, queue, LLM spend and the latest accuracy estimate (None until one exists)."""
+def project_status(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
+    """Counts, queue, LLM spend and the accuracy estimate, recomputed from the evidence now."""
+    estimate = estimate_from_store(store, routing or RoutingConfig())
     by_source = store.counts_by_source()
     queue = store.queue_counts()
     return {
@@ -20,6 +23,6 @@ def project_status(store: Store) -> dict[str, Any]:
         "reviewed": queue.get("done", 0),
         "rounds": len(store.rounds()),
         "llm": store.cache_totals(),
-        "estimated_accuracy": store.get_meta("estimated_accuracy"),
+        "estimated_accuracy": estimate.to_json() if estimate else None,
         "agreement": agreement_summary(store),  # Cohen's kappa over overlap items
     }
