@@ -112,6 +112,22 @@ def test_templates_load_from_a_copy_and_hash_changes_with_any_template(tmp_path:
     assert PROMPTS.hash(LabelSet(("positive", "negative"), ("good", "bad"))) != PROMPTS.hash(LABELS)
 
 
+def test_an_installed_copy_is_found_when_there_is_no_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.prompts as prompts_module
+
+    shutil.copytree(find_prompt_dir(), tmp_path / "site" / "installed_templates")  # type: ignore[arg-type]
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setattr(prompts_module, "__file__", str(tmp_path / "pkg" / "agent" / "prompts.py"))
+    monkeypatch.setattr(prompts_module, "PACKAGE_COPY", "installed_templates")
+    assert not isinstance(find_prompt_dir(), Path)  # importlib.resources, not the checkout
+    assert PromptSet.load() == PROMPTS
+    monkeypatch.setattr(prompts_module, "PACKAGE_COPY", "no_such_templates")
+    with pytest.raises(ConfigError, match="prompt templates not found"):
+        find_prompt_dir()
+
+
 @pytest.mark.parametrize(
     ("name", "text", "message"),
     [
