@@ -26,6 +26,7 @@ COLUMNS = [
     "round",
     "prompt_hash",
     "labelled_at",
+    "suggested_label",
     "llm_label",
     "llm_confidence",
     "llm_rationale",
@@ -69,12 +70,17 @@ def export_summary(store: Store) -> dict[str, Any]:
 
 
 def export_records(store: Store) -> Iterator[dict[str, Any]]:
-    """One dict per item in input order; unlabelled items carry an empty label."""
+    """One dict per item in input order; unlabelled items carry an empty label and, where the
+    machines have one, a suggested label (what the accuracy estimate counts for them)."""
     current = store.current_labels()
     llm_votes = _latest_llm_votes(store)
+    suggested = store.suggested_labels()
     for batch in store.iter_items():
         for item in batch:
-            yield _record(item.id, item.text, current.get(item.key), llm_votes.get(item.key))
+            record = _record(item.id, item.text, current.get(item.key), llm_votes.get(item.key))
+            if not record["label"]:
+                record["suggested_label"] = suggested.get(item.key)
+            yield record
 
 
 def _record(

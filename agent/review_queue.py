@@ -129,6 +129,14 @@ class QueueOps:
         """Keys of every item ever queued (pending or done)."""
         return (r[0] for r in self._read("SELECT item_key FROM queue"))
 
+    def suggested_labels(self) -> dict[int, str]:
+        """Item key -> the machines' best label, for items still waiting for a person."""
+        rows = self._read(
+            "SELECT item_key, json_extract(suggestion, '$.best') FROM queue"
+            " WHERE state = 'pending' AND json_extract(suggestion, '$.best') IS NOT NULL"
+        )
+        return {key: best for key, best in rows}
+
 
 # Pending, not leased by someone else (or their lease ran out), not yet reviewed by this operator.
 _LEASABLE_SQL = """

@@ -1,4 +1,8 @@
-"""`python -m agent.score EXPORT GOLD`: compare an export with a gold file (id,label)."""
+"""`python -m agent.score EXPORT GOLD`: compare an export with a gold file (id,label).
+
+The corpus is scored the way the accuracy estimate counts it: each item's label, or its
+suggested label where it has none; the labelled part is scored on its own too.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +13,25 @@ from pathlib import Path
 
 
 def score(export: Path, gold: Path) -> dict[str, float]:
-    """Accuracy of the exported labels against gold, over all items and over labelled ones."""
+    """Accuracy against gold of the labels alone and of labels plus suggestions."""
     with gold.open(encoding="utf-8", newline="") as handle:
         truth = {row["id"]: row["label"] for row in csv.DictReader(handle)}
-    total = labelled = right = 0
+    total = labelled = right_labelled = right_corpus = 0
     with export.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if row["id"] not in truth:
                 continue
             total += 1
+            answer = row["label"] or row.get("suggested_label", "")
+            right_corpus += answer == truth[row["id"]]
             if row["label"]:
                 labelled += 1
-                right += row["label"] == truth[row["id"]]
+                right_labelled += row["label"] == truth[row["id"]]
     return {
         "items": total,
         "labelled": labelled,
-        "accuracy_of_labelled": right / labelled if labelled else 0.0,
-        "corpus_accuracy": right / total if total else 0.0,
+        "accuracy_of_labelled": right_labelled / labelled if labelled else 0.0,
+        "corpus_accuracy": right_corpus / total if total else 0.0,
     }
 
 
@@ -33,17 +39,15 @@ def main() -> None:
     export, gold = map(Path, sys.argv[1:3])
     result = score(export, gold)
     summary = json.loads(Path(f"{export}.summary.json").read_text(encoding="utf-8"))
-    estimate = summary.get("estimated_accuracy")
     print(
-        f"true accuracy against gold: {result['corpus_accuracy']:.3f} over {result['items']} "
-        f"items ({result['labelled']} labelled, "
-        f"{result['accuracy_of_labelled']:.3f} of those right)"
+        f"true corpus accuracy against gold (label, else suggested label): "
+        f"{result['corpus_accuracy']:.3f} over {result['items']} items; "
+        f"{result['labelled']} labelled, {result['accuracy_of_labelled']:.3f} of those right"
     )
+    estimate = summary.get("estimated_accuracy")
     if estimate:
-        print(
-            f"labelagent estimated: {estimate['value']:.3f} "
-            f"[{estimate['low']:.3f}, {estimate['high']:.3f}]"
-        )
+        print(f"labelagent estimated: {estimate['value']:.3f} "
+              f"[{estimate['low']:.3f}, {estimate['high']:.3f}]")
 
 
 if __name__ == "__main__":
