@@ -28,7 +28,7 @@ from agent.config import LLMConfig
 from agent.errors import ConfigError
 from agent.estimate import Stratum, estimate_accuracy
 from agent.labeller import Labeller
-from agent.llm.annotators import make_annotator
+from agent.llm.annotators import ReplayLLM, SimulatedLLM, make_annotator
 from agent.types import Item, text_hash
 from evals.metrics import Point, corpus_labels
 from evals.sim import SimContext, SystemRun, fit_classifier, human_answers, measure
@@ -66,16 +66,23 @@ def class_centroids(ctx: SimContext) -> np.ndarray:
     return out
 
 
+def make_llm_backend(ctx: SimContext, seed: int) -> SimulatedLLM | ReplayLLM:
+    """The evaluation LLM (a ChatBackend) of this seed. Every LLM system, `labelagent`
+    included, should ask this one, so that all of them hear the same answers per item."""
+    spec = seeded_spec(ctx.config.llm, seed)
+    names = ctx.data.label_set.names
+    gold = {text: names[y] for text, y in zip(ctx.data.pool.texts, ctx.data.pool.y)}
+    return make_annotator(spec, ctx.data.label_set, gold, class_centroids(ctx))
+
+
 def llm_view(ctx: SimContext, seed: int) -> LLMView:
     """The LLM's labels for the whole pool in this seed, computed once and shared by systems."""
     key = ("llm", seed)
     if key not in ctx.memo:
-        spec = seeded_spec(ctx.config.llm, seed)
-        names = ctx.data.label_set.names
-        gold = {text: names[y] for text, y in zip(ctx.data.pool.texts, ctx.data.pool.y)}
-        backend = make_annotator(spec, ctx.data.label_set, gold, class_centroids(ctx))
-        labeller = Labeller(backend, ctx.data.label_set, LLMConfig(model=spec, few_shot_k=0),
-                            cache=None)
+        backend = make_llm_backend(ctx, seed)
+        labeller = Labeller(
+            backend, ctx.data.label_set, LLMConfig(model=backend.model, few_shot_k=0), cache=None
+        )
         items = [Item(i, str(i), t, text_hash(t)) for i, t in enumerate(ctx.data.pool.texts)]
         decisions = labeller.label_items_sync(items)
         labels = np.array(
