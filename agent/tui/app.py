@@ -25,7 +25,7 @@ from agent.config import ProjectConfig
 from agent.store import Store
 from agent.tui.controller import Card, ReviewController, ReviewServices
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog
-from agent.tui.widgets import CandidateRow, CardView, NeighboursView, StatsBar
+from agent.tui.widgets import CandidateList, CardView, NeighboursView, StatsBar
 
 NEIGHBOURS_K = 5
 POLL_SECONDS = 10.0  # queue size and accuracy estimate (other operators change them too)
@@ -143,7 +143,7 @@ class ReviewApp(App[None]):
     def action_undo(self) -> None:
         self._act(self.controller.undo, "Nothing to undo.", needs_card=False)
 
-    def on_candidate_row_chosen(self, message: CandidateRow.Chosen) -> None:
+    def on_candidate_list_chosen(self, message: CandidateList.Chosen) -> None:
         self.action_pick(message.number)
 
     def action_search(self) -> None:

@@ -1,25 +1,23 @@
-"""Widgets of the review screen: stats bar, card, candidate rows and neighbours.
+"""Widgets of the review screen: stats bar, card, candidate list and neighbours.
 
-Attributes go down (`show(...)` with plain data) and messages go up (`CandidateRow.Chosen`);
-every `show` skips the update when nothing changed, so a keypress repaints only what moved.
+Attributes go down (`show(...)` with plain data) and messages go up (`CandidateList.Chosen`).
+Everything on the card has a fixed size and repaints only changed rows (see lines.py), so a
+keypress never triggers a layout pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
 
-from rich.console import RenderableType
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
-from textual.widget import Widget
 from textual.widgets import Static
 
-from agent.tui.controller import MAX_CANDIDATES, Candidate, Card, ReviewStats
+from agent.tui.controller import Candidate, Card, ReviewStats
+from agent.tui.lines import LinesView, TextPager
 from agent.tui.pace import SLOW_RATIO
 
 REASONS = {
@@ -44,26 +42,15 @@ def percent(value: float | None) -> str:
 
 
 class Refreshing(Static):
-    """A Static that skips updates that change nothing, and layout when its size is fixed.
+    """A Static (height follows content) that skips updates which change nothing."""
 
-    A layout pass costs more than painting the whole card, so only widgets whose height follows
-    their content (`layout_on_update`) ask for one.
-    """
-
-    layout_on_update = True
     _shown: str | None = None
 
     def show_text(self, text: Text | str) -> None:
         markup = text.markup if isinstance(text, Text) else text
         if markup != self._shown:
             self._shown = markup
-            self.update(text, layout=self.layout_on_update)
-
-
-class FixedLine(Refreshing):
-    """A Refreshing widget whose size CSS fixes (height 1 or a set height): no layout pass."""
-
-    layout_on_update = False
+            self.update(text)
 
 
 def stats_text(stats: ReviewStats) -> Text:
@@ -96,20 +83,27 @@ def flags_text(stats: ReviewStats, retraining: bool) -> Text:
     return text
 
 
-class StatsBar(Horizontal):
-    """The one-line header."""
+class StatsBar(LinesView):
+    """The one-line header: figures on the left, warnings on the right."""
 
-    def compose(self) -> ComposeResult:
-        yield FixedLine(id="stats-left")
-        yield Refreshing(id="stats-right")  # width follows the flags shown
+    _parts: tuple[Text, Text] = (Text(), Text())
 
     def show(self, stats: ReviewStats, retraining: bool) -> None:
-        self.query_one("#stats-left", FixedLine).show_text(stats_text(stats))
-        self.query_one("#stats-right", Refreshing).show_text(flags_text(stats, retraining))
+        self._parts = (stats_text(stats), flags_text(stats, retraining))
+        self._compose_line()
+
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)
+        self._compose_line()
+
+    def _compose_line(self) -> None:
+        left, right = self._parts
+        gap = self.content_size.width - left.cell_len - right.cell_len
+        self.set_rows([Text.assemble(left, " " * max(1, gap), right)])
 
 
-class CandidateRow(FixedLine):
-    """Candidate `number`: pressing the number or clicking the row picks it."""
+class CandidateList(LinesView):
+    """Numbered candidates, one per row (nine rows always); keys 1-9 or a click pick one."""
 
     class Chosen(Message):
         """The operator clicked candidate `number`."""
@@ -118,20 +112,33 @@ class CandidateRow(FixedLine):
             self.number = number
             super().__init__()
 
-    def __init__(self, number: int, label_width: int) -> None:
-        super().__init__("", id=f"candidate-{number}", classes="candidate")
-        self.number, self.label_width = number, label_width
+    def __init__(self, label_width: int, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.label_width = label_width
+        self.candidates: Sequence[Candidate] = ()
+        self.hover: int | None = None  # 0-based row under the mouse
+
+    def show(self, candidates: Sequence[Candidate]) -> None:
+        self.candidates = candidates
+        rows = [candidate_text(n, c, self.label_width) for n, c in enumerate(candidates, 1)]
+        if self.hover is not None and self.hover < len(rows):
+            rows[self.hover].stylize("on grey23")
+        self.set_rows(rows)
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
-        self.post_message(self.Chosen(self.number))
+        if 0 <= event.y < len(self.candidates):
+            self.post_message(self.Chosen(event.y + 1))
 
-    def show(self, candidate: Candidate | None) -> None:
-        """Show the candidate, or a blank line: rows never hide, so nothing needs a layout."""
-        if candidate is None:
-            self.show_text(Text())
-        else:
-            self.show_text(candidate_text(self.number, candidate, self.label_width))
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        row = event.y if 0 <= event.y < len(self.candidates) else None
+        if row != self.hover:
+            self.hover = row
+            self.show(self.candidates)
+
+    def on_leave(self, event: events.Leave) -> None:
+        self.hover = None
+        self.show(self.candidates)
 
 
 def candidate_text(number: int, candidate: Candidate, label_width: int = 34) -> Text:
@@ -146,81 +153,28 @@ def candidate_text(number: int, candidate: Candidate, label_width: int = 34) -> 
     )
 
 
-def llm_text(card: Card) -> Text:
-    """The LLM's label, confidence and rationale, and the session's one-line summary."""
+def llm_rows(card: Card) -> list[Text]:
+    """The LLM's label, confidence and method; its rationale; the session's one-line summary."""
     sugg = card.entry.suggestion
     llm = sugg.get("llm")
-    text = Text()
     if llm:
-        label = llm.get("label") or "(abstained)"
-        text.append("LLM  ", "bold")
-        text.append(str(label), "bold cyan")
-        text.append(f"  {float(llm.get('confidence', 0.0)):.2f} ({llm.get('method', '?')})")
-        if llm.get("rationale"):
-            text.append(f"\n     “{llm['rationale']}”", "italic")
+        first = Text.assemble(
+            ("LLM  ", "bold"), (str(llm.get("label") or "(abstained)"), "bold cyan"),
+            f"  {float(llm.get('confidence', 0.0)):.2f} ({llm.get('method', '?')})",
+        )
+        why = Text(f"     “{llm['rationale']}”" if llm.get("rationale") else "", "italic")
     else:
-        text.append("LLM  no answer for this item", "dim")
-    if sugg.get("detail"):
-        text.append(f"\n{sugg['detail']}", "dim")
-    return text
+        first, why = Text("LLM  no answer for this item", "dim"), Text()
+    return [first, why, Text(str(sugg.get("detail") or ""), "dim")]
 
 
-class TextPager(Widget, can_focus=True):
-    """The item's text, wrapped to the widget's fixed size; keys and wheel scroll it.
-
-    A scroll container would need a layout pass for every new text; this widget only repaints.
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("down", "scroll_by(1)", "Down", show=False),
-        Binding("up", "scroll_by(-1)", "Up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("home", "scroll_by(-1000000)", "Top", show=False),
-        Binding("end", "scroll_by(1000000)", "End", show=False),
-    ]
-
-    def __init__(self, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.text = Text()
-        self.offset_y = 0
-        self._wrapped: tuple[int, Text, list[Text]] | None = None  # (width, source, lines)
-
-    def show(self, text: Text, title: str, subtitle: str) -> None:
-        """Show `text` from its first line, titled on the border."""
-        self.text, self.offset_y = text, 0
-        self.border_title, self.border_subtitle = title, subtitle
-        self.refresh()
-
-    def lines(self) -> list[Text]:
-        """The text wrapped to the current width (cached per width and text)."""
-        width = max(1, self.content_size.width)
-        if self._wrapped is None or self._wrapped[:2] != (width, self.text):
-            wrapped = list(self.text.wrap(self.app.console, width))
-            self._wrapped = (width, self.text, wrapped)
-        return self._wrapped[2]
-
-    def render(self) -> RenderableType:
-        lines, height = self.lines(), max(1, self.content_size.height)
-        self.offset_y = max(0, min(self.offset_y, len(lines) - height))
-        shown = lines[self.offset_y : self.offset_y + height]
-        if len(lines) > height:
-            last = self.offset_y + len(shown)
-            self.border_subtitle = f"lines {self.offset_y + 1}-{last} of {len(lines)} ↑↓"
-        return Text("\n").join(shown)
-
-    def action_scroll_by(self, lines: int) -> None:
-        self.offset_y += lines
-        self.refresh()
-
-    def action_page(self, pages: int) -> None:
-        self.action_scroll_by(pages * max(1, self.content_size.height - 1))
-
-    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
-        self.action_scroll_by(2)
-
-    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        self.action_scroll_by(-2)
+def head_text(card: Card) -> Text:
+    """Which item this is and why a human sees it."""
+    p_wrong = float(card.entry.suggestion.get("p_wrong", 0.0))
+    return Text.assemble(
+        (f" item {card.key} ", "bold reverse"), f"  id {card.item.id}   routed: ",
+        (describe_reason(card.entry.reason), "bold yellow"), f"   p(wrong) {p_wrong:.2f}",
+    )
 
 
 class CardView(Vertical):
@@ -231,36 +185,33 @@ class CardView(Vertical):
         self.label_width = label_width  # the longest label name, so columns never shift
 
     def compose(self) -> ComposeResult:
+        yield LinesView(id="card-head")
         yield TextPager(id="card-text")
-        yield FixedLine(id="card-llm")
-        with Vertical(id="candidates"):
-            for number in range(1, MAX_CANDIDATES + 1):
-                yield CandidateRow(number, self.label_width)
-        yield FixedLine(id="card-note")
+        yield LinesView(id="card-llm")
+        yield CandidateList(self.label_width, id="candidates")
+        yield LinesView(id="card-note")
 
     def show(self, card: Card | None) -> None:
         """Render `card`, or the empty-queue message when it is None; repaints, never lays out."""
-        pager = self.query_one(TextPager)
-        llm = self.query_one("#card-llm", FixedLine)
         if card is None:
-            pager.show(Text("Nothing left to review for you. Press q to quit; items that the "
-                            "session routes later will show up here."), "queue empty", "")
-            llm.show_text("")
+            head = Text(" queue empty ", "bold reverse")
+            body = Text("Nothing left to review for you. Press q to quit; items that the "
+                        "session routes later will show up here.")
+            llm: list[Text] = []
             shown: Sequence[Candidate] = ()
         else:
-            subtitle = (f"routed: {describe_reason(card.entry.reason)} · "
-                        f"p(wrong) {float(card.entry.suggestion.get('p_wrong', 0)):.2f}")
-            pager.show(Text(card.item.text), f"item {card.key} · id {card.item.id}", subtitle)
-            llm.show_text(llm_text(card))
-            shown = card.candidates
-        for number, row in enumerate(self.query(CandidateRow), start=1):
-            row.show(shown[number - 1] if number <= len(shown) else None)
+            head, body = head_text(card), Text(card.item.text)
+            llm, shown = llm_rows(card), card.candidates
+        self.query_one("#card-head", LinesView).set_rows([head])
+        self.query_one(TextPager).show(body)
+        self.query_one("#card-llm", LinesView).set_rows(llm)
+        self.query_one(CandidateList).show(shown)
         self.show_note(card)
 
     def show_note(self, card: Card | None) -> None:
         note = card.note if card is not None else ""
-        self.query_one("#card-note", FixedLine).show_text(
-            Text.assemble(("note  ", "bold"), note) if note else Text()
+        self.query_one("#card-note", LinesView).set_rows(
+            [Text.assemble(("note  ", "bold"), note)] if note else []
         )
 
 
