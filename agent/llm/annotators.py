@@ -36,6 +36,7 @@ class _AnsweringBackend:
 
     supports_json_schema = True
     supports_logprobs = True
+    rationale = "simulated annotator"
 
     def __init__(self, model: str, label_set: LabelSet) -> None:
         self.model, self.label_set = model, label_set
@@ -73,7 +74,7 @@ class _AnsweringBackend:
             top = [(value, logprob)]
             if runner_up is not None and confidence < 1.0:
                 top.append((runner_up, math.log(max(1.0 - confidence, 1e-9))))
-            tail = {"confidence": round(confidence, 4), "rationale": "simulated annotator"}
+            tail = {"confidence": round(confidence, 4), "rationale": self.rationale}
             pieces.append(((", " if position else "") + head, 0.0, []))
             pieces.append((json.dumps(value)[1:-1], logprob, top))
             pieces.append(('", ' + json.dumps(tail)[1:], 0.0, []))
@@ -178,7 +179,10 @@ class SimulatedLLM(_AnsweringBackend):
 
 class ReplayLLM(_AnsweringBackend):
     """Replays real per-item LLM labels from a CSV (header text,label[,confidence]), matched
-    by text. A label outside the set (e.g. 'abstain') or a text not in the file abstains."""
+    by text (the first row of a repeated text wins). A label outside the set (e.g. 'abstain')
+    or a text not in the file abstains."""
+
+    rationale = "replayed answer"
 
     def __init__(self, path: str | Path, label_set: LabelSet) -> None:
         super().__init__(f"replay:{path}", label_set)
