@@ -49,6 +49,7 @@ class Row:
     requests: int
     seconds: float
     latencies: list[float]
+    cpu_s: float  # client process CPU time over the timed section
     max_in_flight: int
 
     @property
@@ -68,10 +69,12 @@ def _request(index: int) -> ChatRequest:
     return ChatRequest(messages=messages, response_schema=SCHEMA, logprobs=True, top_logprobs=3)
 
 
-async def _drive(backend: ChatBackend, requests: int, workers: int) -> tuple[float, list[float]]:
+async def _drive(
+    backend: ChatBackend, requests: int, workers: int
+) -> tuple[float, float, list[float]]:
     """`workers` callers share a queue of `requests` items after an untimed warm-up round.
 
-    Returns the wall time and each call's latency in seconds (shape: requests).
+    Returns wall time, client CPU time and each call's latency, in seconds (shape: requests).
     """
     latencies: list[float] = []
     todo = iter(range(requests))
@@ -83,11 +86,11 @@ async def _drive(backend: ChatBackend, requests: int, workers: int) -> tuple[flo
             latencies.append(time.perf_counter() - start)
 
     await asyncio.gather(*(backend.complete(_request(-i)) for i in range(workers)))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(workers)))
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     await backend.aclose()
-    return elapsed, latencies
+    return elapsed, cpu, latencies
 
 
 def _backends(base_url: str, concurrency: int) -> dict[str, Callable[[], ChatBackend]]:
@@ -144,9 +147,9 @@ def run_backends(args: argparse.Namespace) -> list[Row]:
             continue
         with server_process(args.latency) as base_url:
             backend = _backends(base_url, args.concurrency)[name]()
-            elapsed, latencies = asyncio.run(_drive(backend, args.requests, args.concurrency))
+            elapsed, cpu, latencies = asyncio.run(_drive(backend, args.requests, args.concurrency))
             in_flight = server_stats(base_url)["max_in_flight"]
-        rows.append(Row(name, args.requests, elapsed, latencies, in_flight))
+        rows.append(Row(name, args.requests, elapsed, latencies, cpu, in_flight))
     return rows
 
 
@@ -155,14 +158,14 @@ PATHS: dict[str, Callable[[argparse.Namespace], list[Row]]] = {"backends": run_b
 
 def _table(rows: list[Row], ideal: float) -> str:
     header = f"{'path':<12}{'requests':>9}{'seconds':>9}{'items/s':>9}{'ideal':>8}"
-    header += f"{'eff.':>7}{'p50 ms':>8}{'p95 ms':>8}{'in-flight':>10}"
+    header += f"{'eff.':>7}{'p50 ms':>8}{'p95 ms':>8}{'cpu ms/call':>12}{'in-flight':>10}"
     lines = [header, "-" * len(header)]
     for row in rows:
         cuts = statistics.quantiles(row.latencies, n=20)
         lines.append(
             f"{row.name:<12}{row.requests:>9}{row.seconds:>9.2f}{row.rate:>9.1f}{ideal:>8.1f}"
             f"{row.efficiency(ideal):>7.3f}{statistics.median(row.latencies) * 1e3:>8.0f}"
-            f"{cuts[18] * 1e3:>8.0f}{row.max_in_flight:>10}"
+            f"{cuts[18] * 1e3:>8.0f}{row.cpu_s / row.requests * 1e3:>12.2f}{row.max_in_flight:>10}"
         )
     return "\n".join(lines)
 

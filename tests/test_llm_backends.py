@@ -171,9 +171,9 @@ def test_a_hang_then_an_answer_succeeds(
 def test_malformed_bodies_are_retried_then_reported(
     llm_backend: BackendFactory, llm_server: LLMTestServer, adapter: str
 ) -> None:
-    llm_server.script("malformed")
+    llm_server.script("malformed", "empty")
     (response,) = run(llm_backend(adapter), ask())
-    assert response.choices[0].text and llm_server.stats.requests == 2
+    assert response.choices[0].text and llm_server.stats.requests == 3
     llm_server.reset()
     llm_server.script(*["malformed"] * 10)
     with pytest.raises(LLMError, match="attempt"):

@@ -18,6 +18,7 @@ from agent.errors import ConfigError
 from agent.llm.openai_backend import (
     LOCAL_PLACEHOLDER_KEY,
     PREFIX_KEY_ENV,
+    classify_malformed,
     estimate_tokens,
     request_kwargs,
     to_chat_response,
@@ -71,9 +72,7 @@ def classify_litellm_error(exc: BaseException) -> Failure | None:
     status = getattr(exc, "status_code", None)  # every litellm HTTP error carries one
     if isinstance(status, int):
         return failure_for_status(status, _message(exc), _retry_after(exc))
-    if isinstance(exc, ValueError):  # litellm's JSON parsing of a broken body
-        return Failure("malformed", f"unreadable response body ({type(exc).__name__})")
-    return None
+    return classify_malformed(exc)
 
 
 def _message(exc: BaseException) -> str:

@@ -14,7 +14,6 @@ from typing import Any
 
 import openai
 import pydantic
-from openai.types.chat import ChatCompletion
 
 from agent.errors import ConfigError
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
@@ -76,10 +75,16 @@ def _token_logprobs(logprobs: Any) -> list[TokenLogprob] | None:
     return tokens
 
 
+class MalformedReply(ValueError):
+    """A 200 reply that is not a chat completion (no choices); retried like a broken body."""
+
+
 def to_chat_response(raw: Any, model: str) -> ChatResponse:
     """Map an OpenAI-shaped completion (openai or litellm object) to a ChatResponse (no cost)."""
+    if not _field(raw, "choices"):
+        raise MalformedReply(f"reply without choices: {str(raw)[:200]}")
     choices = []
-    for choice in _field(raw, "choices") or []:
+    for choice in _field(raw, "choices"):
         message = _field(choice, "message")
         text = _field(message, "content") if message is not None else None
         choices.append(
@@ -107,6 +112,13 @@ def classify_openai_error(exc: BaseException) -> Failure | None:
         return failure_for_status(
             exc.status_code, exc.message, exc.response.headers.get("retry-after")
         )
+    return classify_malformed(exc)
+
+
+def classify_malformed(exc: BaseException) -> Failure | None:
+    """A body that is not JSON, or JSON that is not a chat completion; None for anything else."""
+    if isinstance(exc, MalformedReply):
+        return Failure("malformed", str(exc))
     if isinstance(
         exc, openai.APIResponseValidationError | json.JSONDecodeError | pydantic.ValidationError
     ):
@@ -193,10 +205,9 @@ class OpenAIBackend:
 
         async def call() -> ChatResponse:
             # client.post, not chat.completions.create: create() re-walks the whole JSON schema
-            # on every call to transform typed params, about 30 % of the client's CPU per call.
-            raw = await self._clients.get().post(
-                "/chat/completions", body=body, cast_to=ChatCompletion
-            )
+            # on every call to transform typed params (about 30 % of the client's CPU per call),
+            # and cast_to=object returns the decoded JSON without building pydantic models.
+            raw = await self._clients.get().post("/chat/completions", body=body, cast_to=object)
             response = to_chat_response(raw, self.model)
             return replace(response, cost_usd=self._cost(response.usage))
 

@@ -6,7 +6,8 @@ assert what was sent, how many calls arrived and how many were in flight at once
 
 Faults, per server (`server.script(...)`, consumed one per request) or per request (header
 `x-test-fault`): "ok", "429[:retry_after]", any other status "NNN", "hang[:seconds]",
-"malformed" (a broken JSON body), "bad_label" (a label outside the schema's enum).
+"malformed" (a broken JSON body), "empty" (valid JSON without choices), "bad_label" (a label
+outside the schema's enum).
 Header `x-test-latency` overrides the server's latency for one request.
 """
 
@@ -285,6 +286,10 @@ class LLMTestServer:
         kind, _, arg = fault.partition(":")
         if kind == "hang":
             await asyncio.sleep(float(arg or self.knobs.hang_s))
+        elif kind == "empty":
+            return web.json_response(
+                {"id": "chatcmpl-empty", "object": "chat.completion", "choices": []}
+            )
         elif kind == "malformed":
             return web.Response(
                 text='{"id": "chatcmpl-broken", "choices": [{"mess', content_type="application/json"
