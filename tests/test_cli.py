@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -28,7 +29,8 @@ from agent.types import LabelSet
 REPO = Path(__file__).resolve().parents[1]
 BANKING77 = REPO.parent / "shared" / "datasets" / "banking77"
 LABELS = LabelSet(("refund", "card_lost", "other"))
-GOOD = "id,text,label\ng1,I want my money back,refund\ng2,card gone,card_lost\n"
+# Two new, valid rows: a bad row after them must take them down with it (one transaction).
+GOOD = "id,text,label\nn1,where is my refund,refund\nn2,lost it on the bus,card_lost\n"
 
 
 def invoke(*args: object) -> tuple[int, str, str]:
@@ -59,7 +61,6 @@ class BadCase:
     make: Callable[[Path], Path]
     options: tuple[str, ...]
     expect: tuple[str, ...]  # fragments besides the file path
-    command: str = "import"
 
 
 def _bytes(name: str, data: bytes) -> Callable[[Path], Path]:
@@ -87,9 +88,9 @@ BAD_CASES = {
         ("row 3", "field 'text'", "not valid UTF-8"),
     ),
     "duplicate ids": BadCase(
-        _bytes("a.csv", (GOOD + "g1,another text,other\n").encode()),
+        _bytes("a.csv", (GOOD + "n1,another text,other\n").encode()),
         ID,
-        ("row 3", "field 'id'", "duplicate id 'g1' (first at row 1)"),
+        ("row 3", "field 'id'", "duplicate id 'n1' (first at row 1)"),
     ),
     "label outside the label set": BadCase(  # also: brackets in user data are not markup
         _bytes("a.csv", (GOOD + "g3,some text,[/chargeback]\n").encode()),
@@ -104,9 +105,6 @@ BAD_CASES = {
     "unreadable Parquet": BadCase(
         _bytes("a.parquet", b"PAR1" + bytes(range(256)) * 4), (), ("unreadable Parquet",)
     ),
-    "corrupt project database": BadCase(
-        lambda f: f / "proj" / DB_FILE, (), ("not a labelagent database",), command="status"
-    ),
 }
 
 
@@ -116,14 +114,14 @@ class Run:
     returncode: int
     stdout: str
     stderr: str
-    before: tuple[int, int] | None
-    after: tuple[int, int] | None
+    before: tuple[int, int]
+    after: tuple[int, int]
 
 
 def _program(case: str) -> list[str]:
     """`python -m agent.cli`, except one case through the installed console script."""
     script = Path(sys.executable).with_name("labelagent")
-    if case == "corrupt project database" and script.exists():
+    if case == "unreadable Parquet" and script.exists():
         return [str(script)]
     return [sys.executable, "-m", "agent.cli"]
 
@@ -137,16 +135,9 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         folder = tmp_path_factory.mktemp("bad")
         project = seeded_project(folder / "proj")
         path = bad.make(folder)
-        if bad.command == "status":
-            path.write_bytes(b"garbage, not SQLite " * 100)
-            before = None
-        else:
-            before = counts(project)
-        args = [bad.command, str(project)] + (
-            [str(path), *bad.options] if bad.command == "import" else []
-        )
+        before = counts(project)
         process = subprocess.Popen(
-            [*_program(case), *args],
+            [*_program(case), "import", str(project), str(path), *bad.options],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -156,8 +147,12 @@ def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         started[case] = (process, path, project, before)
     runs = {}
     for case, (process, path, project, before) in started.items():
-        out, err = process.communicate(timeout=120)
-        after = counts(project) if before is not None else None
+        try:
+            out, err = process.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+        after = counts(project)
         runs[case] = Run(path, process.returncode, out, err, before, after)
     return runs
 
@@ -177,9 +172,13 @@ def test_bad_input_exits_2_with_one_line_naming_file_row_field(
     assert run.after == run.before  # nothing half-written: the import was one transaction
 
 
-def test_a_missing_project_or_label_file_is_one_line_too(tmp_path: Path) -> None:
+def test_a_missing_or_corrupt_project_or_label_file_is_one_line_too(tmp_path: Path) -> None:
     code, _, err = invoke("status", tmp_path / "nowhere")
     assert (code, len(err.splitlines())) == (2, 1) and "not a labelagent project" in err
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / DB_FILE).write_bytes(b"garbage, not SQLite " * 100)
+    code, _, err = invoke("status", tmp_path / "bad")
+    assert (code, len(err.splitlines())) == (2, 1) and "not a labelagent database" in err
     code, _, err = invoke("init", tmp_path / "p", "--labels", tmp_path / "labels.yaml")
     assert (code, err.strip()) == (2, f"error: {tmp_path / 'labels.yaml'}: no such file")
     (tmp_path / "dup.txt").write_text("a\nb\na\n", encoding="utf-8")
@@ -215,39 +214,43 @@ def test_init_creates_the_store_and_config_and_refuses_a_second_init(tmp_path: P
     assert code == 2 and err.count("\n") == 1 and "a project already exists here" in err
 
 
+def status_json(project: Path) -> dict[str, Any]:
+    code, out, err = invoke("status", project, "--json")
+    assert code == 0, err
+    status: dict[str, Any] = json.loads(out)
+    assert {"items", "labelled", "by_source", "queue", "estimated_accuracy"} <= set(status)
+    return status
+
+
 def test_import_twice_then_status_json_and_export(tmp_path: Path) -> None:
-    project = seeded_project(tmp_path / "proj")
+    project = tmp_path / "proj"
+    Store.create(project, LABELS).close()
     data = tmp_path / "more.csv"
     data.write_text("id,text,label\nm1,hi there,\nm2,money please,refund\n", encoding="utf-8")
-    code, _, err = invoke("import", project, data, "--id-col", "id", "--label-col", "label")
-    assert code == 0 and "imported 2 items (0 already present, 1 seed labels)" in err
-    code, _, err = invoke("import", project, data, "--id-col", "id", "--label-col", "label")
-    assert code == 0 and "imported 0 items (2 already present, 0 seed labels)" in err
-
-    code, out, _ = invoke("status", project, "--json")
-    status = json.loads(out)
-    assert code == 0
-    assert {"items", "labelled", "by_source", "queue", "estimated_accuracy"} <= set(status)
-    assert (status["items"], status["labelled"], status["by_source"]) == (4, 2, {"import": 2})
+    assert invoke("import", project, data, "--id-col", "id")[0] == 0
+    status = status_json(project)  # items, but no label of any kind: nothing to estimate from
+    assert (status["items"], status["labelled"], status["by_source"]) == (2, 0, {})
     assert (status["queue"], status["estimated_accuracy"]) == (0, None)
 
-    with Store.open(project) as store:
-        store.set_meta("estimated_accuracy", {"value": 0.9, "low": 0.8, "high": 0.95})
-    estimate = json.loads(invoke("status", project, "--json")[1])["estimated_accuracy"]
-    assert estimate == {"value": 0.9, "low": 0.8, "high": 0.95}
+    more = tmp_path / "seeds.csv"
+    more.write_text("id,text,label\ns1,card gone,card_lost\n", encoding="utf-8")
+    code, _, err = invoke("import", project, more, "--id-col", "id", "--label-col", "label")
+    assert code == 0 and "imported 1 items (0 already present, 1 seed labels)" in err
+    code, _, err = invoke("import", project, more, "--id-col", "id", "--label-col", "label")
+    assert code == 0 and "imported 0 items (1 already present, 0 seed labels)" in err
+    status = status_json(project)
+    assert (status["items"], status["labelled"], status["by_source"]) == (3, 1, {"import": 1})
+    estimate = status["estimated_accuracy"]  # seed labels are evidence: an interval exists now
+    assert set(estimate) == {"value", "low", "high"}
+    assert 0.0 <= estimate["low"] <= estimate["value"] <= estimate["high"] <= 1.0
     code, out, _ = invoke("status", project)
-    assert code == 0 and "90.0%" in out and "items" in out
+    assert code == 0 and "items" in out and "labelled" in out
 
     code, _, err = invoke("export", project, tmp_path / "out" / "labels.csv")
-    assert code == 0 and "wrote 4 items (2 labelled)" in err
+    assert code == 0 and "wrote 3 items (1 labelled)" in err
     with (tmp_path / "out" / "labels.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["id"], r["label"]) for r in rows] == [
-        ("g1", "refund"),
-        ("g2", ""),
-        ("m1", ""),
-        ("m2", "refund"),
-    ]
+    assert [(r["id"], r["label"]) for r in rows] == [("m1", ""), ("m2", ""), ("s1", "card_lost")]
     assert (tmp_path / "out" / "labels.csv.summary.json").is_file()
 
 
@@ -264,7 +267,7 @@ def test_banking77_round_trip_loses_nothing(tmp_path: Path) -> None:
 
     with source.open(encoding="utf-8", newline="") as handle:
         original = list(csv.DictReader(handle))
-    status = json.loads(invoke("status", project, "--json")[1])
+    status = status_json(project)
     assert len(original) == 10_003
     assert (status["items"], status["labelled"]) == (10_003, 10_003)
     assert status["by_source"] == {"import": 10_003}
