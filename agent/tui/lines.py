@@ -33,13 +33,13 @@ class LinesView(Widget):
 
     def set_rows(self, rows: Sequence[Text]) -> None:
         """Show `rows`; only rows that differ from the ones shown are repainted."""
-        top, width = self.styles.gutter.top, self.size.width
+        width = self.content_size.width
         for y in range(max(len(self.rows), len(rows))):
             old = self.rows[y] if y < len(self.rows) else None
             new = rows[y] if y < len(rows) else None
             if old != new:
                 self._strips.pop(y, None)
-                self.refresh(Region(0, top + y, width, 1))
+                self.refresh(Region(0, y, width, 1))  # content coordinates
         self.rows = list(rows)
 
     def render_line(self, y: int) -> Strip:
