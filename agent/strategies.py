@@ -88,18 +88,37 @@ def _top_n(scores: np.ndarray, cands: np.ndarray, n: int, rng: np.random.Generat
     return Selection(cands[pick], scores[pick])
 
 
+def _blocks(source: Array, cands: Array, axis: int = 0) -> Iterator[tuple[Array, Array, Any]]:
+    """Yield (positions into cands (b,), a block of `source` along `axis`, its rows to keep).
+
+    Dense candidate sets are read as pool slices (views) and filtered after the work: fancy-index
+    copies of 100 MB blocks were most of the cost at 1,000,000 rows. Sparse ones are gathered.
+    """
+    n_rows = source.shape[axis]
+    if cands.size * 4 < n_rows:
+        for start in range(0, cands.size, _BATCH):
+            rows = cands[start : start + _BATCH]
+            block = source[rows] if axis == 0 else source[:, rows]
+            yield np.arange(start, start + rows.size), block, slice(None)
+        return
+    for start in range(0, n_rows, _BATCH):
+        lo, hi = np.searchsorted(cands, [start, start + _BATCH])
+        if hi > lo:
+            window = slice(start, start + _BATCH)
+            block = source[window] if axis == 0 else source[:, window]
+            yield np.arange(lo, hi), block, cands[lo:hi] - start
+
+
 def _rowwise(
     source: Array, cands: Array, fn: Callable[[Array], Array], axis: int = 0
 ) -> np.ndarray:
-    """fn applied to the candidates' rows of `source`, in batches -> (m,) float64 scores.
+    """fn over the candidates' rows of `source`, in blocks -> (m,) float64 scores.
 
     axis=0 takes rows of probs (N, C); axis=1 takes member slices of member_probs (K, N, C).
     """
     out = np.empty(cands.size, np.float64)
-    for start in range(0, cands.size, _BATCH):
-        rows = cands[start : start + _BATCH]
-        block = source[rows] if axis == 0 else source[:, rows]
-        out[start : start + _BATCH] = fn(np.asarray(block, np.float32))
+    for positions, block, keep in _blocks(source, cands, axis):
+        out[positions] = fn(np.asarray(block, np.float32))[keep]
     return out
 
 
@@ -349,23 +368,6 @@ def hybrid(
     return _fill(uncertain.indices[rows].tolist(), scores, candidates, n, rng)
 
 
-def _candidate_blocks(embeddings: Array, cands: Array) -> Iterator[tuple[Array, Array, Any]]:
-    """Yield (positions into cands (b,), an embedding block, rows of the block to keep).
-
-    Dense candidate sets are read as pool slices (views) and filtered afterwards: fancy-index
-    copies of 100 MB blocks were most of the cost at 1,000,000 rows. Sparse ones are gathered.
-    """
-    if cands.size * 4 < embeddings.shape[0]:
-        for start in range(0, cands.size, _BATCH):
-            stop = min(start + _BATCH, cands.size)
-            yield np.arange(start, stop), embeddings[cands[start:stop]], slice(None)
-        return
-    for start in range(0, embeddings.shape[0], _BATCH):
-        lo, hi = np.searchsorted(cands, [start, start + _BATCH])
-        if hi > lo:
-            yield np.arange(lo, hi), embeddings[start : start + _BATCH], cands[lo:hi] - start
-
-
 def _top_per_label(
     embeddings: Array, cands: Array, labels: Array, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -373,7 +375,7 @@ def _top_per_label(
     sims (C, k), each row sorted best first. One pass over the pool in blocks."""
     best_pos = np.empty((labels.shape[0], 0), np.int64)
     best_sim = np.empty((labels.shape[0], 0), np.float32)
-    for positions, block, keep_rows in _candidate_blocks(embeddings, cands):
+    for positions, block, keep_rows in _blocks(embeddings, cands):
         block = np.asarray(block, np.float32)
         sims = (labels @ block.T)[:, keep_rows]  # (C, b), label-major so top-k runs along rows
         sims /= np.maximum(np.sqrt(np.einsum("ij,ij->i", block, block)), _EPS)[keep_rows]
