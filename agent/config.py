@@ -64,6 +64,7 @@ class ProjectConfig(BaseModel):
     strategy: str = "hybrid"
     lease_seconds: int = Field(600, ge=5)
     retrain_every: int = Field(20, ge=1)
+    train_on_auto: bool = True  # the classifier also learns from audited auto-accepts
     overlap_rate: float = Field(0.0, ge=0.0, le=1.0)
     break_after_minutes: float = Field(50.0, gt=0)
     llm: LLMConfig = Field(default_factory=LLMConfig)

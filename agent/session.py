@@ -115,9 +115,12 @@ class LabelingSession:
         return self._committee
 
     def retrain(self) -> Committee:
-        """Fit the committee on every human-verified label (human reviews and imported gold)."""
+        """Fit the committee on human-verified labels (reviews, imported gold) and, unless
+        configured off, on auto-accepted LLM labels (their precision is audited)."""
         pool = self.pool
         mask = pool.human_mask
+        if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
+            mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
         committee = Committee(n_members=self.config.committee_size, random_state=self.config.seed)
         committee.fit(
             pool.vectors[mask],
