@@ -119,9 +119,7 @@ def _prelabel(
         if fresh
         else []
     )
-    session.store.add_annotations(
-        [_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)]
-    )
+    session.store.add_annotations([_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)])
     answers = dict(zip(fresh, asked))
     return [answers[j] if j in answers else earlier[item.key] for j, item in enumerate(items)]
 
@@ -135,9 +133,13 @@ def _earlier_votes(session: LabelingSession, items: list[Item]) -> dict[int, Lab
             row = rows[-1]
             meta = json.loads(row["meta"] or "{}")
             found[item.key] = LabelDecision(
-                row["label"], float(row["confidence"] or 0.0), row["rationale"],
-                meta.get("confidence_method", "stated"), cached=True,
-                prompt_hash=row["prompt_hash"], model=row["actor"],
+                row["label"],
+                float(row["confidence"] or 0.0),
+                row["rationale"],
+                meta.get("confidence_method", "stated"),
+                cached=True,
+                prompt_hash=row["prompt_hash"],
+                model=row["actor"],
             )
     return found
 
@@ -292,7 +294,9 @@ def _apply(
 
 
 def _priority(session: LabelingSession, positions: np.ndarray, p_wrong: np.ndarray) -> np.ndarray:
-    return review_priority(p_wrong, session.similar_unlabelled(positions), density_power=DENSITY_POWER)
+    return review_priority(
+        p_wrong, session.similar_unlabelled(positions), density_power=DENSITY_POWER
+    )
 
 
 def _reviews_needed(session: LabelingSession, item: Item) -> int:
