@@ -38,6 +38,7 @@ __all__ = [
     "PoolExhaustedError",
     "ProjectConfig",
     "RoutingConfig",
+    "Selection",
     "Store",
     "StoreError",
     "run_job",
