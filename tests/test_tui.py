@@ -230,13 +230,17 @@ async def test_undo_several_levels_shows_cards_again(project: Path) -> None:
 
 
 @pytest.mark.asyncio
-async def test_help_opens_and_closes(project: Path) -> None:
-    app = open_app(project)
+async def test_help_and_break_reminder(project: Path) -> None:
+    app = open_app(project, break_after_minutes=0.001)  # a break is due after 60 ms of work
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "take a break" in painted(app, "#stats")
 
 
 @pytest.mark.asyncio
