@@ -10,6 +10,7 @@ import asyncio
 import json
 import math
 import random
+import socket
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -197,6 +198,19 @@ def test_wrong_key_fails_at_once_and_the_key_is_not_in_the_error(
     assert secret not in str(caught.value) and secret not in (caught.value.raw or "")
     assert llm_server.stats.requests == 1
     assert llm_server.stats.headers[0]["authorization"] == f"Bearer {secret}"
+
+
+@pytest.mark.parametrize("adapter", ADAPTERS)
+def test_refused_connections_are_retried_then_reported(
+    llm_backend: BackendFactory, adapter: str
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    backend = llm_backend(adapter, api_base=f"http://127.0.0.1:{closed_port}/v1")
+    with pytest.raises(LLMError, match="connection") as caught:
+        run(backend, ask())
+    assert caught.value.attempts == FAST_RETRY.max_retries + 1
 
 
 @pytest.mark.parametrize("status", ["400", "403", "404"])

@@ -24,7 +24,13 @@ from agent.llm.openai_backend import (
     to_chat_response,
 )
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
-from agent.llm.resilience import CallGuard, Failure, RetryPolicy, failure_for_status
+from agent.llm.resilience import (
+    CallGuard,
+    Failure,
+    RetryPolicy,
+    connection_failure,
+    failure_for_status,
+)
 
 _LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
 
@@ -64,6 +70,8 @@ def price_per_token(model: str) -> tuple[float, float] | None:
 
 def classify_litellm_error(exc: BaseException) -> Failure | None:
     """Turn a litellm exception into a Failure; None for errors that are not the call's."""
+    if (refused := connection_failure(exc)) is not None:
+        return refused
     litellm = import_litellm()
     if isinstance(exc, litellm.Timeout):
         return Failure("timeout", "no answer within the timeout")

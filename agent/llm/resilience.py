@@ -11,6 +11,7 @@ import asyncio
 import os
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -70,6 +71,21 @@ def failure_for_status(status: int, message: str, retry_after: str | None) -> Fa
     else:
         kind = "client"
     return Failure(kind, message, status=status, retry_after_s=parse_retry_after(retry_after))
+
+
+def connection_failure(exc: BaseException) -> Failure | None:
+    """A refused, reset or unresolvable connection anywhere in the exception chain, else None.
+
+    SDK transports sometimes wrap these as timeouts or HTTP 500s; the root cause names them.
+    """
+    link: BaseException | None = exc
+    for _ in range(16):
+        if link is None:
+            break
+        if isinstance(link, ConnectionError | socket.gaierror):
+            return Failure("connection", f"could not reach the server ({type(link).__name__})")
+        link = link.__cause__ or link.__context__
+    return None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
