@@ -9,6 +9,9 @@ Faults, per server (`server.script(...)`, consumed one per request) or per reque
 "malformed" (a broken JSON body), "empty" (valid JSON without choices), "bad_label" (a label
 outside the schema's enum).
 Header `x-test-latency` overrides the server's latency for one request.
+
+Out of process (benchmarks, manual runs): `python -m agent.llm.test_server --latency 0.2`
+prints its base URL and serves `/_stats` (the counters as JSON).
 """
 
 from __future__ import annotations
