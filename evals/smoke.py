@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from evals import run
+from evals.data import CACHE_DIR
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 KEYS = {"human_labels_to_target", "llm_calls", "final_corpus_accuracy", "test_accuracy", "aulc",
@@ -44,6 +45,7 @@ def check(result: dict[str, Any], budget: int, step: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m evals.smoke", description=__doc__.split("\n")[0])
     p.add_argument("--datasets", type=Path, default=DATASETS, help="the shared datasets folder")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
     args = p.parse_args(argv)
     budget, step, start = 200, 25, time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = run.main([
             "--dataset", str(args.datasets / "trec"), "--systems", "random,margin",
             "--seeds", "2", "--pool-size", "1000", "--budget", str(budget), "--step", str(step),
-            "--out", str(out),
+            "--cache-dir", str(args.cache_dir), "--out", str(out),
         ])
         assert code == 0, f"evals.run exited with {code}"
         result = json.loads(out.read_text(encoding="utf-8"))
