@@ -1,24 +1,38 @@
 """labelagent: label text corpora with an LLM, a small classifier and a human.
 
 The public API for pipelines: build a session over a project folder or a list of texts,
-ask it what is worth a look, give it answers, and run the batch job.
+ask it what is worth a look, give it answers, and run the batch job. Names load lazily, so
+`import agent` (and every CLI command) stays fast until a name is used.
 """
 
-from agent.config import LLMConfig, ProjectConfig, RoutingConfig
-from agent.errors import (
-    BudgetExceededError,
-    ConfigError,
-    EmbeddingError,
-    InputError,
-    LabelAgentError,
-    LLMError,
-    PoolExhaustedError,
-    StoreError,
-)
-from agent.job import JobLimits, JobReport, run_job
-from agent.session import LabelingSession, Oracle
-from agent.store import Store
-from agent.types import Item, LabelDecision, LabelSet, Selection
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_HOMES = {
+    "LLMConfig": "agent.config",
+    "ProjectConfig": "agent.config",
+    "RoutingConfig": "agent.config",
+    "BudgetExceededError": "agent.errors",
+    "ConfigError": "agent.errors",
+    "EmbeddingError": "agent.errors",
+    "InputError": "agent.errors",
+    "LabelAgentError": "agent.errors",
+    "LLMError": "agent.errors",
+    "PoolExhaustedError": "agent.errors",
+    "StoreError": "agent.errors",
+    "JobLimits": "agent.job",
+    "JobReport": "agent.job",
+    "run_job": "agent.job",
+    "LabelingSession": "agent.session",
+    "Oracle": "agent.session",
+    "Store": "agent.store",
+    "Item": "agent.types",
+    "LabelDecision": "agent.types",
+    "LabelSet": "agent.types",
+    "Selection": "agent.types",
+}
 
 __all__ = [
     "BudgetExceededError",
@@ -43,3 +57,28 @@ __all__ = [
     "StoreError",
     "run_job",
 ]
+
+if TYPE_CHECKING:
+    from agent.config import LLMConfig, ProjectConfig, RoutingConfig
+    from agent.errors import (
+        BudgetExceededError,
+        ConfigError,
+        EmbeddingError,
+        InputError,
+        LabelAgentError,
+        LLMError,
+        PoolExhaustedError,
+        StoreError,
+    )
+    from agent.job import JobLimits, JobReport, run_job
+    from agent.session import LabelingSession, Oracle
+    from agent.store import Store
+    from agent.types import Item, LabelDecision, LabelSet, Selection
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value

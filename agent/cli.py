@@ -22,7 +22,6 @@ from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
 from agent.export import export as export_corpus
 from agent.io import Columns, load_label_set, read_rows
-from agent.status import project_status
 from agent.store import Store
 
 app = typer.Typer(
@@ -114,6 +113,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Items, labels by source, queue, LLM spend and the estimated accuracy."""
+    from agent.status import project_status
+
     with Store.open(project) as store:
         info = project_status(store, _load_config(project).routing)
     if as_json:

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent.config import RoutingConfig
 from agent.errors import InputError
 from agent.store import CurrentLabel, Store
 
@@ -58,13 +59,17 @@ def export(store: Store, out: Path) -> dict[str, Any]:
     return summary
 
 
-def export_summary(store: Store) -> dict[str, Any]:
+def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
+    """Counts and the accuracy estimate, recomputed from the evidence as `status` does."""
+    from agent.accuracy import estimate_from_store
+
     labelled = store.counts_by_source()
+    estimate = estimate_from_store(store, routing or RoutingConfig())
     return {
         "items": store.count_items(),
         "labelled": sum(labelled.values()),
         "by_source": labelled,
-        "estimated_accuracy": store.get_meta("estimated_accuracy"),
+        "estimated_accuracy": estimate.to_json() if estimate else None,
         "label_set": list(store.label_set.names),
     }
 

@@ -93,7 +93,11 @@ class QueueOps:
     def release(self, item_key: int, operator: str, demote: bool = False) -> None:
         """Give a leased item back; `demote` (skip) sends it behind every other pending item."""
         with self._tx() as conn:
-            floor = conn.execute("SELECT COALESCE(MIN(priority), 0) FROM queue").fetchone()[0]
+            floor = 0.0
+            if demote:
+                floor = conn.execute(
+                    "SELECT COALESCE(MIN(priority), 0) FROM queue WHERE state = 'pending'"
+                ).fetchone()[0]
             conn.execute(
                 "UPDATE queue SET lease_owner = NULL, lease_expires = NULL,"
                 " priority = CASE WHEN ? THEN ? - 1 ELSE priority END"
@@ -101,13 +105,17 @@ class QueueOps:
                 (demote, floor, item_key, operator),
             )
 
-    def reopen(self, item_key: int) -> None:
-        """Undo of a review: the item is pending again, one review fewer."""
+    def reopen(
+        self, item_key: int, operator: str | None = None, lease_seconds: float = 600
+    ) -> None:
+        """Undo of a review: the item is pending again, one review fewer, and leased back to
+        the operator who undid it (so nobody else takes it while they decide again)."""
+        expires = time.time() + lease_seconds if operator else None
         with self._tx() as conn:
             conn.execute(
-                "UPDATE queue SET state = 'pending', reviews_done = MAX(reviews_done - 1, 0)"
-                " WHERE item_key = ?",
-                (item_key,),
+                "UPDATE queue SET state = 'pending', reviews_done = MAX(reviews_done - 1, 0),"
+                " lease_owner = ?, lease_expires = ? WHERE item_key = ?",
+                (operator, expires, item_key),
             )
 
     def queue_size(self) -> int:
@@ -143,8 +151,9 @@ _LEASABLE_SQL = """
 SELECT q.item_key, q.reason, q.priority, q.round, q.suggestion, q.reviews_needed FROM queue q
 WHERE q.state = 'pending'
   AND (q.lease_owner IS NULL OR q.lease_expires < ? OR q.lease_owner = ?)
-  AND NOT EXISTS (SELECT 1 FROM annotations a WHERE a.item_key = q.item_key
-                  AND a.source = 'human' AND a.kind = 'label' AND a.actor = ?
+  AND NOT EXISTS (SELECT 1 FROM annotations a INDEXED BY annotations_item
+                  WHERE a.item_key = q.item_key AND a.kind = 'label'
+                  AND a.source = 'human' AND a.actor = ?
                   AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract'))
 ORDER BY q.priority DESC, q.item_key LIMIT ?
 """

@@ -10,6 +10,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from agent.accuracy import estimate_from_store
+from agent.config import RoutingConfig
 from agent.errors import InputError
 from agent.export import COLUMNS, export
 from agent.store import Store
@@ -103,14 +105,14 @@ def test_csv_cells_cannot_run_as_spreadsheet_formulas(tmp_path: Path) -> None:
 def test_summary_is_written_beside_the_file_and_into_parquet_metadata(
     store: Store, tmp_path: Path
 ) -> None:
-    store.set_meta("estimated_accuracy", {"value": 0.93, "low": 0.9, "high": 0.95})
     out = tmp_path / "o.parquet"
     summary = export(store, out)
     beside = json.loads((tmp_path / "o.parquet.summary.json").read_text(encoding="utf-8"))
     assert beside == summary
     assert summary["items"] == 4 and summary["labelled"] == 3
     assert summary["by_source"] == {"human": 1, "llm": 1, "model": 1}
-    assert summary["estimated_accuracy"] == {"value": 0.93, "low": 0.9, "high": 0.95}
+    estimate = estimate_from_store(store, RoutingConfig())  # the same figure `status` shows
+    assert estimate is not None and summary["estimated_accuracy"] == estimate.to_json()
     assert summary["label_set"] == ["refund", "card_lost", "other"]
     metadata = pq.read_schema(out).metadata
     assert json.loads(metadata[b"labelagent.summary"]) == summary

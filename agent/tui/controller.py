@@ -303,7 +303,7 @@ class ReviewController:
 
     def _unsave(self, annotation_id: int, item_key: int) -> None:
         self.store.retract(annotation_id, self.operator)
-        self.store.reopen(item_key)
+        self.store.reopen(item_key, self.operator, self.config.lease_seconds)
 
     def set_note(self, text: str) -> None:
         """Attach a free-text note to the current card's coming decision."""
