@@ -9,6 +9,7 @@ Scoring is batched float32 matrix algebra, so a 1,000,000 x 384 pool needs no fl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -179,7 +180,9 @@ class Committee(BaseEstimator):  # type: ignore[misc]
         )
         # Labelled sets are small: extra BLAS/OpenMP threads gain little and, on a busy machine,
         # their spin-waits made each fit 10-30x slower (measured on 2 shared cores).
-        with threadpool_limits(limits=1):
+        with threadpool_limits(limits=1), warnings.catch_warnings():
+            # "more unique classes than half the samples" is the normal state of a cold start
+            warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
             lr.fit(X, local)
         coef, intercept = lr.coef_.astype(np.float32), lr.intercept_.astype(np.float32)
         if n_seen == 2:  # binary fit: p(1) = sigmoid(w.x + b) == softmax([0, w.x + b])[1]
