@@ -45,6 +45,8 @@ class RoutingConfig(BaseModel):
     audit_rate: float = Field(0.05, ge=0.0, le=1.0)
     # Audit rate until thresholds are certified: evidence comes faster, at more human labels.
     census_rate: float = Field(0.25, ge=0.0, le=1.0)
+    # Audits per round at most: evidence enough for thresholds without starving reviews.
+    max_audits_per_round: int | None = Field(10, ge=1)
     # Share of a human budget kept for the final random audit that measures the corpus.
     final_audit_share: float = Field(0.1, ge=0.0, le=0.5)
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0)

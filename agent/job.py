@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.accuracy import final_audit, final_audit_size, final_pass, store_estimate
 from agent.errors import BudgetExceededError
-from agent.rounds import RoundStats, run_round
+from agent.rounds import RoundStats, refresh_queue, run_round
 from agent.types import Annotation, Kind, Source
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def run_job(
     """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass."""
     report, notify = JobReport(), on_event or (lambda _kind, _data: None)
     session.reload_labels()
-    while not (reason := _stop_reason(session, limits, report, labeller)):
+    while not (reason := _stop_reason(session, limits, report, labeller, oracle)):
         round_no = session.store.start_round()
         try:
             stats = run_round(session, round_no, labeller, _round_size(session, limits))
@@ -73,16 +73,10 @@ def run_job(
             report.stop_reason = f"LLM budget reached ({exc})"
             break
         if oracle is not None:
-            room = _human_room(session, limits, _audit_reserve(session, limits))
-            if limits.human_per_round is not None:
-                room = min(room if room is not None else limits.human_per_round,
-                           limits.human_per_round)
-            answer_queue(session, oracle, room, round_no)
+            answer_queue(session, oracle, _round_room(session, limits), round_no)
         _learn(session, round_no, stats)
         report.rounds.append(stats)
         notify("round", stats.to_json())
-        if stats.selected == 0 and not session.store.queue_size():
-            break
     report.stop_reason = report.stop_reason or reason or "nothing left to select"
     _finish(session, limits, oracle, notify)
     report.human_labels = human_label_count(session)
@@ -91,7 +85,11 @@ def run_job(
 
 
 def _stop_reason(
-    session: LabelingSession, limits: JobLimits, report: JobReport, labeller: Labeller | None
+    session: LabelingSession,
+    limits: JobLimits,
+    report: JobReport,
+    labeller: Labeller | None,
+    oracle: Oracle | None,
 ) -> str:
     if limits.rounds is not None and len(report.rounds) >= limits.rounds:
         return f"{limits.rounds} rounds done"
@@ -108,9 +106,25 @@ def _stop_reason(
         and estimate["value"] >= limits.target_accuracy
     ):
         return f"estimated accuracy {estimate['value']:.3f} reached the target"
-    if session.candidates().size == 0:
+    if session.candidates().size == 0 and not _answerable(session, limits, oracle):
         return "every item is labelled or waiting for review"
     return ""
+
+
+def _answerable(session: LabelingSession, limits: JobLimits, oracle: Oracle | None) -> bool:
+    """Whether rounds with nothing to select still help: an oracle can answer the queue,
+    and each answer retrains the classifier and re-ranks what is left."""
+    return (
+        oracle is not None and _round_room(session, limits) != 0 and session.store.queue_size() > 0
+    )
+
+
+def _round_room(session: LabelingSession, limits: JobLimits) -> int | None:
+    """Human answers this round may take: the rounds' share of the budget, per-round cap."""
+    room = _human_room(session, limits, _audit_reserve(session, limits))
+    if limits.human_per_round is None:
+        return room
+    return limits.human_per_round if room is None else min(room, limits.human_per_round)
 
 
 def _round_size(session: LabelingSession, limits: JobLimits) -> int:
@@ -172,6 +186,8 @@ def _learn(session: LabelingSession, round_no: int, stats: RoundStats) -> None:
     """Retrain on the new human labels and store a fresh estimate; close the round."""
     session.reload_labels()
     session.retrain()
+    if stats.selected == 0:  # a round of answers only: re-rank the queue with the new model
+        refresh_queue(session)
     store_estimate(session.store, session.config.routing)
     session.store.finish_round(round_no, stats.to_json())
 

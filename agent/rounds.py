@@ -206,7 +206,14 @@ def _route(
         votes = Votes.from_llm(llm_label, llm_conf, probs, members, zeroshot)
     rng = np.random.default_rng([session.config.seed, round_no, 7])
     routing = session.config.routing
-    return route(votes, thresholds, routing.audit_rate, rng, census_rate=routing.census_rate)
+    return route(
+        votes,
+        thresholds,
+        routing.audit_rate,
+        rng,
+        census_rate=routing.census_rate,
+        max_audits=routing.max_audits_per_round,
+    )
 
 
 def _record_model_votes(

@@ -183,10 +183,13 @@ def route(
     rng: np.random.Generator | int,
     member_agreement: float = 0.6,
     census_rate: float = 1.0,
+    max_audits: int | None = None,
 ) -> RoutingResult:
     """Route n items. `member_agreement`: share of committee members that must vote for the
     committee's argmax, else the item is 'committee_split'. `census_rate`: the audit rate
-    while no thresholds are certified (1.0 audits every candidate). Deterministic per seed."""
+    while no thresholds are certified (1.0 audits every candidate). `max_audits` caps the
+    audits of this call (a uniform subset), so audits never crowd out reviews. Deterministic
+    per seed."""
     if not 0.0 <= audit_rate <= 1.0:
         raise ValueError(f"audit_rate must lie in [0, 1], got {audit_rate}")
     gen = np.random.default_rng(rng) if isinstance(rng, int) else rng
@@ -203,6 +206,10 @@ def route(
     eligible = candidate & llm_ok & clf_ok
     rate = audit_rate if thresholds.accepts_any else max(audit_rate, census_rate)
     audited = candidate & (gen.random(n) < rate)
+    if max_audits is not None and audited.sum() > max_audits:  # a uniform subset of the draw
+        keep = gen.choice(np.flatnonzero(audited), size=max_audits, replace=False)
+        audited = np.zeros(n, dtype=bool)
+        audited[keep] = True
     rules = (
         (~has_llm & ~has_clf, "no_evidence"),
         (~has_llm, "abstain"),

@@ -56,11 +56,15 @@ def _embedder(ctx: SimContext) -> LookupEmbedder:
 
 
 def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
-    """Rounds of the batch job until the human budget is spent; a curve point per round."""
+    """Rounds of the batch job until the human budget is spent; a curve point per round.
+
+    The first round sends the LLM every item (a fresh classifier can settle none); people
+    answer half a `step` per round, so the classifier retrains and re-ranks the queue often.
+    """
     cfg, data = ctx.config, ctx.data
     spec = seeded_spec(cfg.llm, seed)
     config = ProjectConfig(
-        seed=seed, batch_size=max(4 * cfg.step, 100), committee_size=cfg.n_members,
+        seed=seed, batch_size=ctx.n_pool, committee_size=cfg.n_members,
         llm=LLMConfig(model=spec, few_shot_k=0, concurrency=64),
         routing=RoutingConfig(target_precision=cfg.target),
     )
@@ -79,7 +83,7 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
 
     curve: list[Point] = [_point(ctx, session)]
     limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,
-                       human_per_round=cfg.step)
+                       human_per_round=max(1, cfg.step // 2))
     run_job(session, limits, labeller, oracle,
             on_event=lambda kind, _data: curve.append(_point(ctx, session)))
     estimate = session.store.get_meta("estimated_accuracy")
