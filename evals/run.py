@@ -14,7 +14,6 @@ import argparse
 import json
 import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -148,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir, progress=True,
         )
         ctx = SimContext(data, config)
-        with threadpool_limits(limits=args.threads), warnings.catch_warnings():
-            # early rounds of many-class sets have more classes than half the labels: expected
-            warnings.filterwarnings("ignore", message="The number of unique classes is greater")
+        with threadpool_limits(limits=args.threads):
             systems = run_systems(ctx, names, list(range(args.seeds)))
     except (LabelAgentError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
