@@ -15,12 +15,11 @@ import numpy as np
 from agent.config import LLMConfig, ProjectConfig, RoutingConfig
 from agent.job import JobLimits, run_job
 from agent.labeller import Labeller
-from agent.llm.annotators import make_annotator
 from agent.pool import label_texts
 from agent.review_queue import QueueEntry
 from agent.session import LabelingSession
 from agent.types import Item
-from evals.llm_systems import class_centroids, seeded_spec
+from evals.llm_systems import make_llm_backend, seeded_spec
 from evals.metrics import Point, human_labels_to_target
 from evals.sim import SimContext, SystemRun, human_answers, measure
 
@@ -72,8 +71,7 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
         data.pool.texts, data.label_set, config=config, embedder=_embedder(ctx)
     )
     names = data.label_set.names
-    gold = {t: names[y] for t, y in zip(data.pool.texts, data.pool.y)}
-    session.backend = make_annotator(spec, data.label_set, gold, class_centroids(ctx))
+    session.backend = make_llm_backend(ctx, seed)  # the same answers the baselines hear
     labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
     answers = human_answers(ctx, seed)
     row = {t: i for i, t in enumerate(data.pool.texts)}
