@@ -70,7 +70,7 @@ def init(
     with Store.create(project, label_set):
         pass
     ProjectConfig(embedding_model=embedding_model).save(project)
-    console.print(f"created {project} with {len(label_set)} labels")
+    console.print(f"created {project} with {len(label_set)} labels", markup=False)
 
 
 @app.command("import")
@@ -90,7 +90,8 @@ def import_(
         result = store.add_items(rows, source_file=str(file))
     console.print(
         f"imported {result.added} items ({result.skipped} already present, "
-        f"{result.seed_labels} seed labels) from {file}"
+        f"{result.seed_labels} seed labels) from {file}",
+        markup=False,
     )
 
 
@@ -103,7 +104,9 @@ def export(
     """Write every item in input order with its label and provenance."""
     with Store.open(project) as store:
         summary = export_corpus(store, out)
-    console.print(f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}")
+    console.print(
+        f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
+    )
 
 
 @app.command()

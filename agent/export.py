@@ -48,12 +48,16 @@ def export(store: Store, out: Path) -> dict[str, Any]:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     records = export_records(store)
-    if suffix == ".csv":
-        _write_csv(tmp, records)
-    elif suffix == ".jsonl":
-        _write_jsonl(tmp, records)
-    else:
-        _write_parquet(tmp, records, summary)
+    try:
+        if suffix == ".csv":
+            _write_csv(tmp, records)
+        elif suffix == ".jsonl":
+            _write_jsonl(tmp, records)
+        else:
+            _write_parquet(tmp, records, summary)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a failed export leaves the old file and no debris
+        raise
     tmp.replace(out)  # atomic: a reader never sees half a file
     Path(f"{out}.summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

@@ -89,9 +89,16 @@ class Store(QueueOps):
             )
         try:
             store = cls(_connect(str(path)), path)
-            store._migrate()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path}: not a labelagent database ({exc})") from None
+        try:
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            store.close()
+            raise StoreError(f"{path}: not a labelagent database ({exc})") from None
+        except StoreError:
+            store.close()  # e.g. a newer schema: refuse without holding the file open
+            raise
         return store
 
     @classmethod
@@ -431,10 +438,14 @@ def _annotation_row(a: Annotation, now: float) -> tuple[Any, ...]:
 def _connect(path: str) -> sqlite3.Connection:
     """Autocommit connection (we issue BEGIN), WAL, fsync on commit, patient with locks."""
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
-    if path != ":memory:":
-        conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
+    try:
+        if path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise
     return conn
 
 
