@@ -43,8 +43,9 @@ def estimate_from_store(store: Store, routing: RoutingConfig) -> AccuracyEstimat
     current = store.current_labels()
     human = sum(1 for c in current.values() if c.source in HUMAN_SOURCES and c.label is not None)
     verdicts = collect_verdicts(store, store.label_set)
-    if human == 0 and not np.any(verdicts.reason == "audit"):
-        return None  # no evidence of any kind yet: no estimate, not a guess
+    reviewed = any(c.source == Source.HUMAN.value for c in current.values())
+    if not reviewed and not np.any(verdicts.reason == "audit"):
+        return None  # nobody has checked anything yet (imported labels are an assumption)
     final = _audits(verdicts, "final_audit")
     if final.checked:
         strata = {"human": Stratum(human, assumed=1.0),
