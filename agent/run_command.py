@@ -70,7 +70,9 @@ def make_session_backend(
     if gold_by_id is not None:
         gold = {it.text: gold_by_id[it.id] for it in session.pool.items if it.id in gold_by_id}
     return make_backend(
-        config.llm, label_set=session.label_set, gold=gold,
+        config.llm,
+        label_set=session.label_set,
+        gold=gold,
         label_embeddings=session.pool.label_vectors,
     )
 
@@ -123,13 +125,28 @@ def run_project(
     )
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
     session.backend = make_session_backend(session, gold)
-    report = _run_with_progress(session, limits, oracle, console)
+    labeller = make_labeller(session)
+    report = _run_with_progress(session, limits, labeller, oracle, console)
     _print_summary(console, report, project_status(session.store, session.config.routing), session)
+    if labeller is not None:
+        console.print(f"LLM in this run: {_spend(labeller.stats.as_dict())}", markup=False)
     session.close()
 
 
+def _spend(stats: dict[str, Any]) -> str:
+    tokens = stats["prompt_tokens"] + stats["completion_tokens"]
+    return (
+        f"{stats['calls']} paid calls, {stats['cache_hits']} cache hits, {tokens:,} tokens, "
+        f"${stats['cost_usd']:.4f}, {stats['abstains']} abstains, {stats['failures']} failures"
+    )
+
+
 def _run_with_progress(
-    session: LabelingSession, limits: JobLimits, oracle: Oracle | None, console: Console
+    session: LabelingSession,
+    limits: JobLimits,
+    labeller: Any,
+    oracle: Oracle | None,
+    console: Console,
 ) -> JobReport:
     columns = (
         TextColumn("{task.description}"),
@@ -151,7 +168,7 @@ def _run_with_progress(
             else:
                 progress.update(task, info=f"final pass: classifier labelled {data['labelled']}")
 
-        return run_job(session, limits, make_labeller(session), oracle, on_event)
+        return run_job(session, limits, labeller, oracle, on_event)
 
 
 def _print_summary(
