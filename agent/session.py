@@ -15,13 +15,17 @@ from typing import Any
 
 import numpy as np
 
+from agent.accuracy import store_estimate
 from agent.config import ProjectConfig
 from agent.embed import Embedder, make_embedder
 from agent.errors import InputError
+from agent.fewshot import FewShotIndex
 from agent.llm.protocol import ChatBackend
-from agent.model import Committee
+from agent.model import Committee, zero_shot_proba
 from agent.pool import NO_LABEL, Pool, build_pool
 from agent.review_queue import QueueEntry
+from agent.rounds import refresh_queue
+from agent.routing import Votes, best_label, unlabelled_in_cell
 from agent.store import Store
 from agent.strategies import get_strategy
 from agent.types import Annotation, Item, Kind, LabelSet, Source
@@ -135,8 +139,6 @@ class LabelingSession:
     def scores(self) -> Scores:
         """Committee probabilities for the whole pool, computed once per fit."""
         if self._scores is None:
-            from agent.model import zero_shot_proba
-
             committee, vectors = self.committee, self.pool.vectors
             self._scores = Scores(
                 committee.predict_proba(vectors),
@@ -225,13 +227,14 @@ class LabelingSession:
     def best_guess(self) -> np.ndarray:
         """Best label index (n,) for every item: its label, else the pooled LLM + classifier
         view (items the LLM has seen), else the classifier's argmax. Never -1."""
-        from agent.routing import Votes, best_label
-
         guess = self.scores.probs.argmax(axis=1)
         votes = self.store.annotations(source="llm", kind="vote")
         latest = {row["item_key"]: row for row in votes}
-        seen = [(self.pool.position(k), row) for k, row in latest.items()
-                if row["label"] in self.label_set]
+        seen = [
+            (self.pool.position(k), row)
+            for k, row in latest.items()
+            if row["label"] in self.label_set
+        ]
         if seen:
             pos = np.array([p for p, _ in seen], dtype=np.int64)
             llm = np.array([self.label_set.index(r["label"]) for _, r in seen], dtype=np.int64)
@@ -272,8 +275,6 @@ class LabelingSession:
         human = np.flatnonzero(self.pool.human_mask)
         if k == 0 or human.size == 0:
             return None
-        from agent.fewshot import FewShotIndex
-
         pool = self.pool
         index = FewShotIndex(
             pool.vectors[human],
@@ -284,17 +285,12 @@ class LabelingSession:
 
     def similar_unlabelled(self, positions: np.ndarray) -> np.ndarray:
         """How many unlabelled items share each item's k-means cell (n,): what an answer settles."""
-        from agent.routing import unlabelled_in_cell
-
         if self._cells is None:
             self._cells = _cells(self.pool.vectors, self.config.seed)
         return unlabelled_in_cell(self._cells, self.pool.unlabelled_mask, positions)
 
     def refresh(self) -> None:
         """Retrain on the newest human labels and rewrite the pending queue's suggestions."""
-        from agent.accuracy import store_estimate
-        from agent.rounds import refresh_queue
-
         self.reload_labels()
         self.retrain()
         refresh_queue(self)

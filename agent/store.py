@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from agent.errors import InputError, StoreError
 from agent.review_queue import QueueOps
 from agent.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.store_caches import CacheOps, chunks
 from agent.types import Annotation, Item, Kind, LabelSet, Source, text_hash
 
 DB_FILE = "project.sqlite"
@@ -58,7 +57,7 @@ class ImportResult:
     seed_labels: int
 
 
-class Store(QueueOps):
+class Store(QueueOps, CacheOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
@@ -223,7 +222,7 @@ class Store(QueueOps):
             rows = self._read("SELECT key, ext_id, text, text_hash FROM items ORDER BY key")
             return [Item(*r) for r in rows]
         found: dict[int, Item] = {}
-        for chunk in _chunks(list(keys), 900):
+        for chunk in chunks(list(keys), 900):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT key, ext_id, text, text_hash FROM items WHERE key IN ({marks})"
             found.update({r[0]: Item(*r) for r in self._read(sql, chunk)})
@@ -244,7 +243,7 @@ class Store(QueueOps):
 
     def existing_ids(self, ext_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(list(ext_ids), 900):
+        for chunk in chunks(list(ext_ids), 900):
             marks = ",".join("?" * len(chunk))
             rows = self._read(f"SELECT ext_id FROM items WHERE ext_id IN ({marks})", chunk)
             found.update(r[0] for r in rows)
@@ -313,67 +312,6 @@ class Store(QueueOps):
             if current.label is not None:
                 counts[current.source] = counts.get(current.source, 0) + 1
         return counts
-
-    # ---- LLM response cache --------------------------------------------------------------
-    def cache_get(self, key: str) -> dict[str, Any] | None:
-        rows = self._read("SELECT payload FROM llm_cache WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows else None  # type: ignore[no-any-return]
-
-    def cache_put(
-        self,
-        key: str,
-        model: str,
-        payload: dict[str, Any],
-        prompt_tokens: int = 0,
-        completion_tokens: int = 0,
-        cost_usd: float = 0.0,
-    ) -> None:
-        """Record a paid reply the moment it arrives, so a crash never pays for it twice."""
-        self.cache_put_many([(key, model, payload, prompt_tokens, completion_tokens, cost_usd)])
-
-    def cache_put_many(
-        self, rows: Sequence[tuple[str, str, dict[str, Any], int, int, float]]
-    ) -> None:
-        """Record several paid replies (key, model, payload, prompt/completion tokens, cost)
-        in one transaction: one fsync for a burst of replies instead of one each."""
-        now = time.time()
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(k, m, json.dumps(p), pt, ct, c, now) for k, m, p, pt, ct, c in rows],
-            )
-
-    def cache_totals(self) -> dict[str, float]:
-        row = self._read(
-            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens),0), COALESCE(SUM(completion_tokens),0),"
-            " COALESCE(SUM(cost_usd),0) FROM llm_cache"
-        )[0]
-        return {
-            "calls": row[0],
-            "prompt_tokens": row[1],
-            "completion_tokens": row[2],
-            "cost_usd": float(row[3]),
-        }
-
-    # ---- embedding cache -----------------------------------------------------------------
-    def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached float32 vectors (d,) by text hash; absent hashes are simply missing."""
-        found: dict[str, np.ndarray] = {}
-        for chunk in _chunks(list(hashes), 900):
-            marks = ",".join("?" * len(chunk))
-            sql = "SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN "
-            rows = self._read(f"{sql}({marks})", [model, *chunk])
-            found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
-        return found
-
-    def put_vectors(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Store vectors (n, d) under (model, text hash) in one transaction."""
-        data = np.ascontiguousarray(vectors, dtype=np.float32)
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                [(model, h, data[i].tobytes()) for i, h in enumerate(hashes)],
-            )
 
     # ---- rounds --------------------------------------------------------------------------
     def start_round(self) -> int:
@@ -447,8 +385,3 @@ def _connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
-
-
-def _chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
