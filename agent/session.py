@@ -262,6 +262,7 @@ class LabelingSession:
         else:
             llm_text = f"LLM says {llm['label']} ({llm['confidence']:.2f})"
         return {
+            "first_opinion": "LLM" if self.labeller_mode == "llm" else "zero-shot",
             "llm": llm,
             "classifier": [[names[i], round(float(probs[i]), 4)] for i in top],
             "best": names[best] if best >= 0 else None,

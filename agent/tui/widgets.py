@@ -32,9 +32,10 @@ REASONS = {
 }
 
 
-def describe_reason(reason: str) -> str:
-    """Why the item was routed to a human, in words; unknown reasons are shown as they are."""
-    return REASONS.get(reason, reason)
+def describe_reason(reason: str, first_opinion: str = "LLM") -> str:
+    """Why the item was routed to a human, in words; unknown reasons are shown as they are.
+    `first_opinion` names who stood in for the LLM (the zero-shot member under --llm none)."""
+    return REASONS.get(reason, reason).replace("LLM", first_opinion)
 
 
 def percent(value: float | None) -> str:
@@ -173,7 +174,12 @@ def head_text(card: Card) -> Text:
     p_wrong = float(card.entry.suggestion.get("p_wrong", 0.0))
     return Text.assemble(
         (f" item {card.key} ", "bold reverse"), f"  id {card.item.id}   routed: ",
-        (describe_reason(card.entry.reason), "bold yellow"), f"   p(wrong) {p_wrong:.2f}",
+        (
+            describe_reason(
+                card.entry.reason, card.entry.suggestion.get("first_opinion", "LLM")
+            ),
+            "bold yellow",
+        ), f"   p(wrong) {p_wrong:.2f}",
     )
 
 
