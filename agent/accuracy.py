@@ -21,7 +21,7 @@ import numpy as np
 from agent.config import RoutingConfig
 from agent.estimate import AccuracyEstimate, Stratum, estimate_accuracy, fit_classifier_threshold
 from agent.evidence import Verdicts, collect_verdicts
-from agent.pool import NO_LABEL
+from agent.pool import HUMAN_SOURCES, NO_LABEL
 from agent.review_queue import QueueEntry
 from agent.store import Store
 from agent.types import Annotation, Kind, Source
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 FINAL_AUDIT_CAP = 400  # a uniform sample this large measures the machine labels to +-5 %
 FINAL_AUDIT_MIN = 30
-HUMAN_SOURCES = (Source.HUMAN.value, Source.IMPORT.value)
 AUDIT_BONUS = 10.0  # audits go before reviews: they are only unbiased when all are answered
 
 

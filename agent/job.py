@@ -48,7 +48,7 @@ Progress = Callable[[str, dict[str, Any]], None]
 
 
 def human_label_count(session: LabelingSession) -> int:
-    return len(session.store.annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value))
+    return session.store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)
 
 
 def paid_llm_calls(session: LabelingSession) -> int:

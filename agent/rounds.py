@@ -126,21 +126,24 @@ def _prelabel(
 
 def _earlier_votes(session: LabelingSession, items: list[Item]) -> dict[int, LabelDecision]:
     """Stored LLM votes on these items, as decisions (marked cached: nothing is paid)."""
+    wanted = {item.key for item in items}
+    latest = {  # one read for the whole batch; rows come oldest first, so the newest wins
+        row["item_key"]: row
+        for row in session.store.annotations(source="llm", kind="vote")
+        if row["item_key"] in wanted
+    }
     found: dict[int, LabelDecision] = {}
-    for item in items:
-        rows = session.store.annotations(source="llm", kind="vote", item_key=item.key)
-        if rows:
-            row = rows[-1]
-            meta = json.loads(row["meta"] or "{}")
-            found[item.key] = LabelDecision(
-                row["label"],
-                float(row["confidence"] or 0.0),
-                row["rationale"],
-                meta.get("confidence_method", "stated"),
-                cached=True,
-                prompt_hash=row["prompt_hash"],
-                model=row["actor"],
-            )
+    for key, row in latest.items():
+        meta = json.loads(row["meta"] or "{}")
+        found[key] = LabelDecision(
+            row["label"],
+            float(row["confidence"] or 0.0),
+            row["rationale"],
+            meta.get("confidence_method", "stated"),
+            cached=True,
+            prompt_hash=row["prompt_hash"],
+            model=row["actor"],
+        )
     return found
 
 

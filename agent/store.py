@@ -295,16 +295,16 @@ class Store(QueueOps, CacheOps):
         self, *, source: str | None = None, kind: str | None = None, item_key: int | None = None
     ) -> list[dict[str, Any]]:
         """Raw (non-retracted) annotation rows as dicts, oldest first."""
-        sql = "SELECT * FROM annotations a WHERE kind != 'retract'" + _NOT_RETRACTED
-        args: list[Any] = []
-        for column, value in (("source", source), ("kind", kind), ("item_key", item_key)):
-            if value is not None:
-                sql += f" AND a.{column} = ?"
-                args.append(value)
+        where, args = _annotation_filter(source, kind, item_key)
         with self._lock:
-            cur = self._conn.execute(sql + " ORDER BY a.id", args)
+            cur = self._conn.execute(f"SELECT * FROM annotations a {where} ORDER BY a.id", args)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def count_annotations(self, *, source: str | None = None, kind: str | None = None) -> int:
+        """How many (non-retracted) annotations match, counted in SQL: cheap in a job's loop."""
+        where, args = _annotation_filter(source, kind, None)
+        return int(self._read(f"SELECT COUNT(*) FROM annotations a {where}", args)[0][0])
 
     def counts_by_source(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -354,6 +354,19 @@ def _check_same_text(
             row=row,
             field="id",
         )
+
+
+def _annotation_filter(
+    source: str | None, kind: str | None, item_key: int | None
+) -> tuple[str, list[Any]]:
+    """WHERE clause and arguments selecting non-retracted annotations by the given fields."""
+    sql = "WHERE kind != 'retract'" + _NOT_RETRACTED
+    args: list[Any] = []
+    for column, value in (("source", source), ("kind", kind), ("item_key", item_key)):
+        if value is not None:
+            sql += f" AND a.{column} = ?"
+            args.append(value)
+    return sql, args
 
 
 def _annotation_row(a: Annotation, now: float) -> tuple[Any, ...]:

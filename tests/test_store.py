@@ -181,7 +181,10 @@ def test_retract_hides_an_annotation_and_the_previous_label_returns(tmp_path: Pa
     with make_store(tmp_path / "p") as store:
         [llm] = store.add_annotations([label(1, "other", Source.LLM)])
         [human] = store.add_annotations([label(1, "refund", Source.HUMAN, "ann")])
+        assert store.count_annotations(source="human", kind="label") == 1
         store.retract(human, actor="ann")
+        assert store.count_annotations(source="human", kind="label") == 0  # retracted: not counted
+        assert store.count_annotations(kind="label") == 1
         assert store.current_labels()[1].label == "other"
         assert [a["id"] for a in store.annotations(item_key=1)] == [llm]
         store.retract(llm, actor="ann")
