@@ -103,9 +103,7 @@ def final_pass(session: LabelingSession, round_no: int) -> dict[str, Any]:
     sure = np.flatnonzero(unlabelled & ~pool.queued & confident)
     unsure = np.flatnonzero(unlabelled & ~pool.queued & ~confident)
     _label_sure(session, sure, labels[sure], round_no)
-    best = session.best_guess()
-    p_wrong = 1.0 - session.scores.probs.max(axis=1)
-    _enqueue(session, unsure, best, p_wrong[unsure], "clf_unsure", round_no)
+    _enqueue(session, unsure, session.best_guess(), "clf_unsure", round_no)
     session.reload_labels()
     return {"labelled": int(sure.size), "left": int(unsure.size),
             "threshold": threshold.to_json()}
@@ -129,7 +127,7 @@ def final_audit(session: LabelingSession, round_no: int, size: int) -> int:
                    meta={"stage": "final_audit", "reason": "audit"})
         for i in chosen
     ])
-    _enqueue(session, chosen, best, np.full(size, AUDIT_BONUS), "audit", round_no)
+    _enqueue(session, chosen, best, "audit", round_no, bonus=AUDIT_BONUS)
     return size
 
 
@@ -147,12 +145,13 @@ def _label_sure(
 
 
 def _enqueue(
-    session: LabelingSession, positions: np.ndarray, best: np.ndarray, priority: np.ndarray,
-    reason: str, round_no: int,
+    session: LabelingSession, positions: np.ndarray, best: np.ndarray, reason: str,
+    round_no: int, bonus: float = 0.0,
 ) -> None:
-    p_wrong = 1.0 - session.scores.probs.max(axis=1)
+    """Queue items by the classifier's P(wrong) (+ `bonus`), suggesting the best guess."""
+    p_wrong = 1.0 - session.scores.probs[positions].max(axis=1)
     session.store.enqueue([
-        QueueEntry(int(session.pool.keys[i]), reason, float(prio), round_no,
-                   session.suggestion(int(i), None, int(best[i]), float(p_wrong[i])))
-        for i, prio in zip(positions, priority)
+        QueueEntry(int(session.pool.keys[i]), reason, float(pw) + bonus, round_no,
+                   session.suggestion(int(i), None, int(best[i]), float(pw)))
+        for i, pw in zip(positions, p_wrong)
     ])

@@ -304,14 +304,10 @@ class LabelingSession:
         if labelled.size == 0:
             return []
         sims = pool.vectors[labelled] @ pool.vectors[pool.position(item_key)]
-        top = labelled[np.argsort(-sims)[:k]]
+        order = np.argsort(-sims)[:k]
         return [
-            (
-                pool.items[i].text,
-                self.label_set.names[pool.labels[i]],
-                float(pool.vectors[i] @ pool.vectors[pool.position(item_key)]),
-            )
-            for i in top
+            (pool.items[i].text, self.label_set.names[pool.labels[i]], float(sim))
+            for i, sim in zip(labelled[order], sims[order])
         ]
 
 

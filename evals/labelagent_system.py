@@ -74,10 +74,9 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
     session.backend = make_llm_backend(ctx, seed)  # the same answers the baselines hear
     labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
     answers = human_answers(ctx, seed)
-    row = {t: i for i, t in enumerate(data.pool.texts)}
 
     def oracle(item: Item, entry: QueueEntry) -> str:
-        return names[answers[row[item.text]]]
+        return names[answers[int(item.id)]]  # from_texts ids are pool rows: exact for duplicates
 
     curve: list[Point] = [_point(ctx, session)]
     limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,

@@ -246,3 +246,14 @@ def test_llm_systems_need_an_annotator(dataset: Path, tmp_path: Path) -> None:
     argv = ["--dataset", str(dataset), "--systems", "llm-all", "--embedder", "hashing",
             "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "x.json")]
     assert run.main(argv) == 2
+
+
+def test_labelagent_system_runs_the_product_loop(dataset: Path, tmp_path: Path) -> None:
+    result = _run(dataset, tmp_path, "la.json", "--systems", "llm-all,labelagent", "--llm",
+                  "simulated:acc=0.7", "--seeds", "1", "--budget", "80")
+    la, llm_all = result["systems"]["labelagent"], result["systems"]["llm-all"]
+    assert la["curve"][-1][0] <= 80, "labelagent spent more human labels than its budget"
+    assert la["llm_calls"] >= 150  # round one sends every distinct text to the LLM
+    assert la["final_corpus_accuracy"] > llm_all["final_corpus_accuracy"]  # reviews fix errors
+    est = la["estimated_accuracy"]
+    assert 0.0 <= est["low"] <= est["value"] <= est["high"] <= 1.0
