@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(VENV)/bin/labelagent run $(DEMO) --llm "$(LABELAGENT_LLM)" --rounds 8 --batch-size 40 \
 		--human-budget 120 --oracle-file examples/support/gold.csv
 	$(VENV)/bin/labelagent export $(DEMO) $(DEMO)/labels.csv
-	$(PY) -m agent.score $(DEMO)/labels.csv examples/support/gold.csv
+	$(PY) -m agent.app.score $(DEMO)/labels.csv examples/support/gold.csv
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check agent tests evals

@@ -22,12 +22,12 @@ _HOMES = {
     "LLMError": "agent.errors",
     "PoolExhaustedError": "agent.errors",
     "StoreError": "agent.errors",
-    "JobLimits": "agent.job",
-    "JobReport": "agent.job",
-    "run_job": "agent.job",
-    "LabelingSession": "agent.session",
-    "Oracle": "agent.session",
-    "Store": "agent.store",
+    "JobLimits": "agent.loop.job",
+    "JobReport": "agent.loop.job",
+    "run_job": "agent.loop.job",
+    "LabelingSession": "agent.loop.session",
+    "Oracle": "agent.loop.session",
+    "Store": "agent.store.sqlite",
     "Item": "agent.types",
     "LabelDecision": "agent.types",
     "LabelSet": "agent.types",
@@ -70,9 +70,9 @@ if TYPE_CHECKING:
         PoolExhaustedError,
         StoreError,
     )
-    from agent.job import JobLimits, JobReport, run_job
-    from agent.session import LabelingSession, Oracle
-    from agent.store import Store
+    from agent.loop.job import JobLimits, JobReport, run_job
+    from agent.loop.session import LabelingSession, Oracle
+    from agent.store.sqlite import Store
     from agent.types import Item, LabelDecision, LabelSet, Selection
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.embed import Embedder, SentenceTransformerEmbedder, embed_items
-from agent.store import Store
+from agent.embed.embedders import Embedder, SentenceTransformerEmbedder, embed_items
+from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from agent.model import Committee
-from agent.strategies import STRATEGIES, StrategyFn
+from agent.learn.committee import Committee
+from agent.learn.strategies import STRATEGIES, StrategyFn
 from agent.types import Selection
 
 DIM, N_CLUSTERS, N_CLASSES, N_MEMBERS, N_LABELLED = 384, 64, 20, 5, 2_000

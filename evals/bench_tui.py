@@ -27,8 +27,8 @@ import numpy as np
 from textual import events
 
 from agent.config import ProjectConfig
-from agent.review_queue import QueueEntry
-from agent.store import Store
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.tui.app import ReviewApp
 from agent.types import LabelSet
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from agent.config import DEFAULT_EMBEDDING_MODEL
-from agent.embed import Embedder, embed_items, make_embedder
+from agent.embed.embedders import Embedder, embed_items, make_embedder
 from agent.errors import InputError, StoreError
-from agent.store import DB_FILE, Store
+from agent.store.sqlite import DB_FILE, Store
 from agent.types import Item, LabelSet, text_hash
 
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"

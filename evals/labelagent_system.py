@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from agent.config import LLMConfig, ProjectConfig, RoutingConfig
-from agent.job import JobLimits, run_job
-from agent.labeller import Labeller
-from agent.pool import label_texts
-from agent.review_queue import QueueEntry
-from agent.session import LabelingSession
+from agent.labeller.labeller import Labeller
+from agent.loop.job import JobLimits, run_job
+from agent.loop.pool import label_texts
+from agent.loop.session import LabelingSession
+from agent.store.queue import QueueEntry
 from agent.types import Item
 from evals.llm_systems import make_llm_backend, seeded_spec
 from evals.metrics import Point, human_labels_to_target

@@ -1,6 +1,6 @@
 """Baselines with an LLM annotator: the LLM labels the whole pool, people review some of it.
 
-The LLM is the real labelling path (`agent.labeller.Labeller`) over an evaluation annotator
+The LLM is the real labelling path (`agent.labeller.labeller.Labeller`) over an evaluation annotator
 from `agent.llm.annotators` (simulated at a chosen accuracy, or a replay of real labels); its
 answers are deterministic per (seed, text), so every system in one seed sees the same LLM.
 Systems differ only in the order in which people review items:
@@ -26,9 +26,9 @@ import numpy as np
 
 from agent.config import LLMConfig
 from agent.errors import ConfigError
-from agent.estimate import Stratum, estimate_accuracy
-from agent.labeller import Labeller
+from agent.labeller.labeller import Labeller
 from agent.llm.annotators import ReplayLLM, SimulatedLLM, make_annotator
+from agent.routing.bounds import Stratum, estimate_accuracy
 from agent.types import Item, text_hash
 from evals.metrics import Point, corpus_labels
 from evals.sim import SimContext, SystemRun, fit_classifier, human_answers, measure

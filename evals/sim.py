@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.model import Committee
-from agent.strategies import get_strategy
+from agent.learn.committee import Committee
+from agent.learn.strategies import get_strategy
 from evals.data import Dataset
 from evals.metrics import Point, accuracy
 

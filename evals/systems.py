@@ -15,7 +15,7 @@ from functools import partial
 import numpy as np
 
 from agent.errors import ConfigError
-from agent.strategies import get_strategy
+from agent.learn.strategies import get_strategy
 from evals.labelagent_system import labelagent_system
 from evals.llm_systems import LLM_SYSTEMS
 from evals.metrics import Point, corpus_labels, human_labels_to_target

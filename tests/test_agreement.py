@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from agent.agreement import NO_LABEL, agreement_summary, cohen_kappa, overlap_pairs
-from agent.store import Store
+from agent.app.kappa import NO_LABEL, agreement_summary, cohen_kappa, overlap_pairs
+from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, LabelSet, Source
 
 

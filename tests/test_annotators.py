@@ -10,10 +10,10 @@ import pytest
 
 from agent.config import LLMConfig
 from agent.errors import ConfigError
-from agent.labeller import Labeller
+from agent.labeller.labeller import Labeller
+from agent.labeller.prompts import PromptSet
 from agent.llm.annotators import ReplayLLM, SimulatedLLM, confusion_weights, make_annotator
 from agent.llm.protocol import ChatBackend, ChatRequest
-from agent.prompts import PromptSet
 from agent.types import Item, LabelSet, text_hash
 
 # Six labels in three confusable pairs: (0,1), (2,3), (4,5).

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agent.budget import Budget, estimate_cost
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
+from agent.labeller.budget import Budget, estimate_cost
 from agent.types import LabelSet
 
 LABELS = LabelSet(("billing", "shipping", "tech"), ("money", "parcels", "devices"))

@@ -1,6 +1,6 @@
 """The `labelagent` command line: init, import, status, export, and bad input.
 
-Bad input runs the real program (`python -m agent.cli`, and the installed console script) in
+Bad input runs the real program (`python -m agent.app.cli`, and the installed console script) in
 subprocesses, all at once to keep the wall time down; the rest goes through typer's CliRunner.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agent.cli import app
+from agent.app.cli import app
 from agent.config import CONFIG_FILE
-from agent.store import DB_FILE, Store
+from agent.store.sqlite import DB_FILE, Store
 from agent.types import LabelSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,11 +119,11 @@ class Run:
 
 
 def _program(case: str) -> list[str]:
-    """`python -m agent.cli`, except one case through the installed console script."""
+    """`python -m agent.app.cli`, except one case through the installed console script."""
     script = Path(sys.executable).with_name("labelagent")
     if case == "unreadable Parquet" and script.exists():
         return [str(script)]
-    return [sys.executable, "-m", "agent.cli"]
+    return [sys.executable, "-m", "agent.app.cli"]
 
 
 @pytest.fixture(scope="module")

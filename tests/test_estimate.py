@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.estimate import (
+from agent.routing.bounds import (
     AccuracyEstimate,
     Combine,
     Method,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from agent.errors import InputError
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.types import text_hash
 from evals import report, run
 from evals.data import load_dataset, read_labels, read_split, subsample

@@ -10,11 +10,11 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from agent.accuracy import estimate_from_store
+from agent.app.export import COLUMNS, export
 from agent.config import RoutingConfig
 from agent.errors import InputError
-from agent.export import COLUMNS, export
-from agent.store import Store
+from agent.loop.final import estimate_from_store
+from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, LabelSet, Source
 
 LABELS = LabelSet(("refund", "card_lost", "other"))

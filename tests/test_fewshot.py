@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.fewshot import FewShotIndex
+from agent.learn.fewshot import FewShotIndex
 
 
 def reference(

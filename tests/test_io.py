@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from agent.app.io import Columns, load_label_set, read_rows
 from agent.errors import InputError, LabelSetError
-from agent.io import Columns, load_label_set, read_rows
-from agent.store import ImportResult, Store
+from agent.store.sqlite import ImportResult, Store
 from agent.types import LabelSet, text_hash
 
 LABELS = LabelSet(("refund", "card_lost", "other"))

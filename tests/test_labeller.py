@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from agent.answer_cache import CacheRow
 from agent.config import LLMConfig
 from agent.errors import LLMError, LLMValidationError, StoreError
-from agent.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.labeller.cache import CacheRow
+from agent.labeller.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.labeller.prompts import ABSTAIN, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.scripted import ScriptedBackend
-from agent.prompts import ABSTAIN, find_items
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
 
 LABELS = LabelSet(("billing", "shipping", "tech"), ("money", "parcels", "devices"))

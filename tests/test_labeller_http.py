@@ -13,11 +13,11 @@ import pytest
 from llm_fixtures import make_test_backend
 
 from agent.config import LLMConfig
-from agent.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.labeller.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.labeller.prompts import ABSTAIN, find_items
 from agent.llm.protocol import ChatBackend
 from agent.llm.test_server import LLMTestServer
-from agent.prompts import ABSTAIN, find_items
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
 
 LABELS = LabelSet(("billing", "shipping", "tech"), ("money", "parcels", "devices"))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
-from agent.model import Committee, zero_shot_proba
+from agent.learn.committee import Committee, zero_shot_proba
 
 N_CLASSES, DIM = 6, 24
 

@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.answers import make_answer_model, parse_reply
 from agent.config import LLMConfig
 from agent.errors import ConfigError
-from agent.labeller import Labeller
+from agent.labeller.answers import make_answer_model, parse_reply
+from agent.labeller.labeller import Labeller
+from agent.labeller.prompts import ABSTAIN, PromptSet, extract_items, find_items, find_prompt_dir
 from agent.llm.protocol import ChatRequest
 from agent.llm.scripted import ScriptedBackend
-from agent.prompts import ABSTAIN, PromptSet, extract_items, find_items, find_prompt_dir
 from agent.types import Item, LabelSet, text_hash
 
 LABELS = LabelSet(("positive", "negative"))
@@ -115,7 +115,7 @@ def test_templates_load_from_a_copy_and_hash_changes_with_any_template(tmp_path:
 def test_an_installed_copy_is_found_when_there_is_no_checkout(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import agent.prompts as prompts_module
+    import agent.labeller.prompts as prompts_module
 
     shutil.copytree(find_prompt_dir(), tmp_path / "site" / "installed_templates")  # type: ignore[arg-type]
     monkeypatch.syspath_prepend(str(tmp_path / "site"))

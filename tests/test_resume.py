@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from agent.llm.test_server import LLMTestServer
-from agent.store import Store
+from agent.store.sqlite import Store
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "support"
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "agent.cli", *args]
+    return [sys.executable, "-m", "agent.app.cli", *args]
 
 
 def _run_args(project: Path, base_url: str) -> list[str]:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from agent.config import ProjectConfig
-from agent.review_queue import QueueEntry
-from agent.store import Store
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.tui.controller import ReviewController, candidates
 from agent.tui.pace import Pace
 from agent.types import LabelSet
@@ -284,7 +284,7 @@ WORKER = """
 import sys, json
 from pathlib import Path
 from agent.config import ProjectConfig
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.tui.controller import ReviewController
 ctl = ReviewController(Store.open(Path(sys.argv[1])), ProjectConfig(), sys.argv[2], prefetch=2)
 ctl.start()

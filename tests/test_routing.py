@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from agent.config import RoutingConfig
-from agent.routing import (
+from agent.routing.route import (
     REASONS,
     Evidence,
     Route,

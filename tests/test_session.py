@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from agent import InputError, JobLimits, LabelingSession, ProjectConfig, run_job
+from agent.app.io import load_label_set
 from agent.config import LLMConfig, RoutingConfig
-from agent.io import load_label_set
-from agent.labeller import Labeller
+from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
-from agent.review_queue import QueueEntry
+from agent.store.queue import QueueEntry
 from agent.types import Item
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import agent.store as store_module
+import agent.store.sqlite as store_module
 from agent.errors import InputError, StoreError
-from agent.review_queue import QueueEntry
-from agent.schema import MIGRATIONS, SCHEMA_VERSION
-from agent.store import DB_FILE, Store
+from agent.store.queue import QueueEntry
+from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.store.sqlite import DB_FILE, Store
 from agent.types import Annotation, Kind, LabelSet, Source, text_hash
 
 LABELS = LabelSet(("refund", "card_lost", "other"), ("money back", "card gone", ""))
@@ -351,7 +351,7 @@ import json, sys, time, types
 from pathlib import Path
 sys.modules["agent"] = types.ModuleType("agent")
 sys.modules["agent"].__path__ = [str(Path.cwd() / "agent")]
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, Source
 
 folder, name = Path(sys.argv[1]), sys.argv[2]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import strategies
 from agent.errors import ConfigError, PoolExhaustedError
-from agent.strategies import STRATEGIES, get_strategy
+from agent.learn import strategies
+from agent.learn.strategies import STRATEGIES, get_strategy
 from agent.types import Selection
 
 NAMES = sorted(STRATEGIES)

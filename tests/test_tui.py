@@ -18,9 +18,9 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from agent.config import ProjectConfig
-from agent.embed import HashingEmbedder
-from agent.review_queue import QueueEntry
-from agent.store import Store
+from agent.embed.embedders import HashingEmbedder
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.tui.app import ReviewApp
 from agent.tui.lines import LinesView, TextPager
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog, rank_labels

@@ -22,7 +22,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from agent.config import ProjectConfig
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.tui.controller import Card, ReviewController, ReviewServices
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog
 from agent.tui.widgets import CandidateList, CardView, NeighboursView, StatsBar

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ProjectConfig
-from agent.review_queue import QueueEntry
-from agent.store import Store
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.tui.pace import Pace
 from agent.tui.writer import StoreWriter
 from agent.types import Annotation, Item, Kind, LabelSet, Source

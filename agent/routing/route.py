@@ -29,8 +29,8 @@ from typing import Any, Literal
 import numpy as np
 
 from agent.config import RoutingConfig
-from agent.estimate import DEFAULT_METHOD, QUANTILE_LEVELS, Method, fixed_sequence_pass
-from agent.estimate import lower_bound as _lower_bound
+from agent.routing.bounds import DEFAULT_METHOD, QUANTILE_LEVELS, Method, fixed_sequence_pass
+from agent.routing.bounds import lower_bound as _lower_bound
 
 
 class Route(IntEnum):

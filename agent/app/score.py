@@ -1,4 +1,4 @@
-"""`python -m agent.score EXPORT GOLD`: compare an export with a gold file (id,label).
+"""`python -m agent.app.score EXPORT GOLD`: compare an export with a gold file (id,label).
 
 The corpus is scored the way the accuracy estimate counts it: each item's label, or its
 suggested label where it has none; the labelled part is scored on its own too.

@@ -1,6 +1,6 @@
 """The labelling session: select -> pre-label -> route -> learn, resumable from the store.
 
-One session serves the three front doors: the batch job (`agent.job`), the review TUI
+One session serves the three front doors: the batch job (`agent.loop.job`), the review TUI
 (through `refresh` and `neighbours`) and library users (`LabelingSession.from_texts`).
 Everything a round decides is written to the store before the next step starts, so a
 restarted session picks up where the last one stopped.
@@ -15,19 +15,19 @@ from typing import Any
 
 import numpy as np
 
-from agent.accuracy import store_estimate
 from agent.config import ProjectConfig
-from agent.embed import Embedder, make_embedder
+from agent.embed.embedders import Embedder, make_embedder
 from agent.errors import InputError
-from agent.fewshot import FewShotIndex
+from agent.learn.committee import Committee, zero_shot_proba
+from agent.learn.fewshot import FewShotIndex
+from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
-from agent.model import Committee, zero_shot_proba
-from agent.pool import NO_LABEL, Pool, build_pool
-from agent.review_queue import QueueEntry
-from agent.rounds import refresh_queue
-from agent.routing import Votes, best_label, unlabelled_in_cell
-from agent.store import Store
-from agent.strategies import get_strategy
+from agent.loop.final import store_estimate
+from agent.loop.pool import NO_LABEL, Pool, build_pool
+from agent.loop.rounds import refresh_queue
+from agent.routing.route import Votes, best_label, unlabelled_in_cell
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.types import Annotation, Item, Kind, LabelSet, Source
 
 # An oracle answers a review item with a label name, or None for "ambiguous / none fits".

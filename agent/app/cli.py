@@ -18,11 +18,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from agent.app.export import export as export_corpus
+from agent.app.io import Columns, load_label_set, read_rows
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
-from agent.export import export as export_corpus
-from agent.io import Columns, load_label_set, read_rows
-from agent.store import Store
+from agent.store.sqlite import Store
 
 app = typer.Typer(
     add_completion=False,
@@ -116,14 +116,14 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Items, labels by source, queue, LLM spend and the estimated accuracy."""
-    from agent.status import project_status
+    from agent.app.status import project_status
 
     with Store.open(project) as store:
         info = project_status(store, _load_config(project).routing)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
-    from agent.render import render_status
+    from agent.app.render import render_status
 
     render_status(Console(), info)
 
@@ -153,7 +153,7 @@ def run(
     ] = None,
 ) -> None:
     """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue."""
-    from agent.run_command import RunOptions, run_project
+    from agent.app.commands import RunOptions, run_project
 
     options = RunOptions(
         llm=llm,
@@ -177,7 +177,7 @@ def review(
     ),
 ) -> None:
     """Open the review queue in a terminal UI, most valuable item first."""
-    from agent.run_command import review_project
+    from agent.app.commands import review_project
 
     review_project(project, _load_config(project), operator)
 
@@ -190,7 +190,7 @@ def estimate(
     items: Annotated[int | None, typer.Option(help="Items to label (default: unlabelled).")] = None,
 ) -> None:
     """Expected LLM calls, tokens and cost for labelling the project, before paying."""
-    from agent.run_command import estimate_project
+    from agent.app.commands import estimate_project
 
     info = estimate_project(project, _load_config(project), llm, items)
     typer.echo(json.dumps(info, indent=2))

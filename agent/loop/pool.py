@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.embed import Embedder, embed_items
-from agent.store import Store
+from agent.embed.embedders import Embedder, embed_items
+from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, Source
 
 NO_LABEL = -1

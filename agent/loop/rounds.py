@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent.evidence import collect_verdicts
-from agent.review_queue import QueueEntry
-from agent.routing import (
+from agent.routing.evidence import collect_verdicts
+from agent.routing.route import (
     REASONS,
     Evidence,
     Route,
@@ -27,11 +26,12 @@ from agent.routing import (
     review_priority,
     route,
 )
+from agent.store.queue import QueueEntry
 from agent.types import Annotation, Item, Kind, LabelDecision, Source
 
 if TYPE_CHECKING:
-    from agent.labeller import Labeller
-    from agent.session import LabelingSession
+    from agent.labeller.labeller import Labeller
+    from agent.loop.session import LabelingSession
 
 NO_VOTE = -1
 # How much an answer's reach (similar unlabelled items) counts against P(wrong) when ordering

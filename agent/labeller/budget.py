@@ -13,10 +13,10 @@ import math
 import os
 from typing import Any
 
-from agent.answers import confidence_method
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
-from agent.prompts import ABSTAIN, PromptSet
+from agent.labeller.answers import confidence_method
+from agent.labeller.prompts import ABSTAIN, PromptSet
 from agent.types import LabelSet
 
 CHARS_PER_TOKEN = 4  # the fallback when no tokenizer is available

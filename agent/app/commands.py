@@ -14,14 +14,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agent.app.render import format_estimate
+from agent.app.status import project_status
 from agent.config import ProjectConfig
 from agent.errors import InputError
-from agent.job import JobLimits, JobReport, run_job
 from agent.llm.protocol import ChatBackend
-from agent.render import format_estimate
-from agent.review_queue import QueueEntry
-from agent.session import LabelingSession, Oracle
-from agent.status import project_status
+from agent.loop.job import JobLimits, JobReport, run_job
+from agent.loop.session import LabelingSession, Oracle
+from agent.store.queue import QueueEntry
 from agent.types import Item
 
 
@@ -52,7 +52,7 @@ def make_labeller(session: LabelingSession) -> Any:
     """The LLM labeller for the session's configured model, or None without one."""
     if session.backend is None:
         return None
-    from agent.labeller import Labeller
+    from agent.labeller.labeller import Labeller
 
     return Labeller(session.backend, session.label_set, session.config.llm, session.store)
 
@@ -174,7 +174,7 @@ def _run_with_progress(
 def _print_summary(
     console: Console, report: JobReport, info: dict[str, Any], session: LabelingSession
 ) -> None:
-    from agent.render import render_status
+    from agent.app.render import render_status
 
     console.print(f"stopped: {report.stop_reason}")
     render_status(console, info)
@@ -194,8 +194,8 @@ def review_project(project: Path, config: ProjectConfig, operator: str) -> None:
 def estimate_project(
     project: Path, config: ProjectConfig, llm: str | None, items: int | None
 ) -> dict[str, Any]:
-    from agent.budget import estimate_cost
-    from agent.store import Store
+    from agent.labeller.budget import estimate_cost
+    from agent.store.sqlite import Store
 
     config = resolve_llm(config, llm, None)
     if config.llm.model is None:

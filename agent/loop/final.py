@@ -19,15 +19,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.config import RoutingConfig
-from agent.estimate import AccuracyEstimate, Stratum, estimate_accuracy, fit_classifier_threshold
-from agent.evidence import Verdicts, collect_verdicts
-from agent.pool import HUMAN_SOURCES, NO_LABEL
-from agent.review_queue import QueueEntry
-from agent.store import Store
+from agent.loop.pool import HUMAN_SOURCES, NO_LABEL
+from agent.routing.bounds import (
+    AccuracyEstimate,
+    Stratum,
+    estimate_accuracy,
+    fit_classifier_threshold,
+)
+from agent.routing.evidence import Verdicts, collect_verdicts
+from agent.store.queue import QueueEntry
+from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, Source
 
 if TYPE_CHECKING:
-    from agent.session import LabelingSession
+    from agent.loop.session import LabelingSession
 
 FINAL_AUDIT_CAP = 400  # a uniform sample this large measures the machine labels to +-5 %
 FINAL_AUDIT_MIN = 30

@@ -15,15 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from agent.answer_cache import (
-    CacheWriter,
-    ResponseCache,
-    cache_key,
-    cache_params,
-    from_payload,
-    to_row,
-)
-from agent.answers import (
+from agent.config import LLMConfig
+from agent.errors import BudgetExceededError, LLMError, LLMValidationError
+from agent.labeller.answers import (
     Answer,
     AnswerError,
     Reply,
@@ -33,12 +27,18 @@ from agent.answers import (
     make_answer_model,
     parse_reply,
 )
-from agent.budget import Budget
-from agent.config import LLMConfig
-from agent.errors import BudgetExceededError, LLMError, LLMValidationError
-from agent.fewshot import merge_examples
+from agent.labeller.budget import Budget
+from agent.labeller.cache import (
+    CacheWriter,
+    ResponseCache,
+    cache_key,
+    cache_params,
+    from_payload,
+    to_row,
+)
+from agent.labeller.prompts import PromptSet
+from agent.learn.fewshot import merge_examples
 from agent.llm.protocol import ChatBackend, ChatChoice, ChatRequest, ChatResponse
-from agent.prompts import PromptSet
 from agent.types import Item, LabelDecision, LabelSet, text_hash
 
 SAMPLE_TEMPERATURE = 0.7  # self-consistency samples need diversity; used when cfg says 0

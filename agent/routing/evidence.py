@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.store import Store
+from agent.store.sqlite import Store
 from agent.types import LabelSet
 
 ABSENT = -1

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError, StoreError
-from agent.review_queue import QueueOps
-from agent.schema import MIGRATIONS, SCHEMA_VERSION
-from agent.store_caches import CacheOps, chunks
+from agent.store.caches import CacheOps, chunks
+from agent.store.queue import QueueOps
+from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agent.types import Annotation, Item, Kind, LabelSet, Source, text_hash
 
 DB_FILE = "project.sqlite"

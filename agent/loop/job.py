@@ -11,14 +11,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from agent.accuracy import final_audit, final_audit_size, final_pass, store_estimate
 from agent.errors import BudgetExceededError
-from agent.rounds import RoundStats, refresh_queue, run_round
+from agent.loop.final import final_audit, final_audit_size, final_pass, store_estimate
+from agent.loop.rounds import RoundStats, refresh_queue, run_round
 from agent.types import Annotation, Kind, Source
 
 if TYPE_CHECKING:
-    from agent.labeller import Labeller
-    from agent.session import LabelingSession, Oracle
+    from agent.labeller.labeller import Labeller
+    from agent.loop.session import LabelingSession, Oracle
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,7 @@ def find_items(messages: Sequence[dict[str, str]]) -> list[tuple[int, str]]:
 
 def find_prompt_dir() -> Path | Traversable:
     """prompts/ next to the agent package (a checkout), else the copy installed in the package."""
-    here = Path(__file__).resolve().parent.parent / "prompts"
+    here = Path(__file__).resolve().parents[2] / "prompts"
     if (here / "system.txt").is_file():
         return here
     try:

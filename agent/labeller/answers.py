@@ -17,8 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from agent.errors import ConfigError
+from agent.labeller.prompts import ABSTAIN
 from agent.llm.protocol import ChatChoice, TokenLogprob
-from agent.prompts import ABSTAIN
 from agent.types import LabelSet
 
 RATIONALE_CHARS = 300

@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.config import RoutingConfig
 from agent.errors import InputError
-from agent.store import CurrentLabel, Store
+from agent.store.sqlite import CurrentLabel, Store
 
 COLUMNS = [
     "id",
@@ -65,7 +65,7 @@ def export(store: Store, out: Path) -> dict[str, Any]:
 
 def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
     """Counts and the accuracy estimate, recomputed from the evidence as `status` does."""
-    from agent.accuracy import estimate_from_store
+    from agent.loop.final import estimate_from_store
 
     labelled = store.counts_by_source()
     estimate = estimate_from_store(store, routing or RoutingConfig())

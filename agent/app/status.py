@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.accuracy import estimate_from_store
-from agent.agreement import agreement_summary
+from agent.app.kappa import agreement_summary
 from agent.config import RoutingConfig
-from agent.store import Store
+from agent.loop.final import estimate_from_store
+from agent.store.sqlite import Store
 
 
 def project_status(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
