@@ -9,12 +9,19 @@ LabelAgentError                 base; the CLI turns any of these into one line +
 ├── EmbeddingError              the embedding model cannot be loaded
 └── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
     ├── LLMValidationError      replies never validated against the schema
+    ├── AnswerError             one reply that does not validate (fed back when re-asking)
+    ├── MalformedReply          a 200 reply that is not a chat completion (retried)
+    ├── LabellingFailed         a batch failed after its retries; keeps the decisions made
     └── BudgetExceededError     a call or dollar budget would be exceeded
+        └── BudgetStop          a budget ran out mid-request; keeps the decisions made
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agent.types import LabelDecision
 
 
 class LabelAgentError(Exception):
@@ -86,3 +93,33 @@ class LLMValidationError(LLMError):
 
 class BudgetExceededError(LLMError):
     """A call or dollar budget would be exceeded by the next call."""
+
+
+class AnswerError(LLMError, ValueError):
+    """A reply that does not validate; the message is fed back to the model when re-asking."""
+
+
+class MalformedReply(LLMError, ValueError):
+    """A 200 reply that is not a chat completion (no choices); retried like a broken body."""
+
+
+class LabellingFailed(LLMError):
+    """The backend failed after its retries; `decisions` keeps what was done."""
+
+    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
+        done = sum(d is not None for d in decisions)
+        super().__init__(
+            f"{cause} ({done} of {len(decisions)} items labelled before the failure)",
+            attempts=cause.attempts,
+            usage=cause.usage,
+            raw=cause.raw,
+        )
+        self.decisions = decisions
+
+
+class BudgetStop(BudgetExceededError):
+    """A budget ran out mid-request; `decisions` keeps what was done (None = not labelled)."""
+
+    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
+        super().__init__(str(cause), attempts=cause.attempts, usage=cause.usage, raw=cause.raw)
+        self.decisions = decisions

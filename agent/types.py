@@ -1,4 +1,5 @@
-"""Plain value types shared by every room: label sets, items, votes, decisions, selections."""
+"""Plain value types shared by every room: label sets, items, votes, decisions, selections,
+queue entries and current labels, and the one "no label" sentinel of label-index arrays."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ from enum import Enum
 from typing import Any
 
 import numpy as np
+
+# The one "no label" marker in label-index arrays (n,): no label, no vote, or an abstain.
+NO_LABEL = -1
 
 
 def text_hash(text: str) -> str:
@@ -138,3 +142,37 @@ class Selection:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    """One item waiting for a human, with why it was routed and what the machines suggest."""
+
+    item_key: int
+    reason: str
+    priority: float
+    round: int = 0
+    suggestion: dict[str, Any] = field(default_factory=dict)
+    reviews_needed: int = 1
+
+
+@dataclass(frozen=True)
+class CurrentLabel:
+    """The label an item carries now, with the annotation that gave it."""
+
+    item_key: int
+    label: str | None
+    source: str
+    confidence: float | None
+    actor: str
+    round: int
+    prompt_hash: str
+    created_at: float
+    annotation_id: int
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    added: int
+    skipped: int
+    seed_labels: int

@@ -27,10 +27,9 @@ import numpy as np
 from textual import events
 
 from agent.config import ProjectConfig
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
 from agent.tui.app import ReviewApp
-from agent.types import LabelSet
+from agent.types import LabelSet, QueueEntry
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77"
 WARMUP = 3

@@ -17,8 +17,7 @@ from agent.labeller.labeller import Labeller
 from agent.loop.job import JobLimits, run_job
 from agent.loop.pool import label_texts
 from agent.loop.session import LabelingSession
-from agent.store.queue import QueueEntry
-from agent.types import Item
+from agent.types import Item, QueueEntry
 from evals.llm_systems import make_llm_backend, seeded_spec
 from evals.metrics import Point, human_labels_to_target
 from evals.sim import SimContext, SystemRun, human_answers, measure

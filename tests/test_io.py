@@ -19,8 +19,8 @@ import pytest
 
 from agent.app.io import Columns, load_label_set, read_rows
 from agent.errors import InputError, LabelSetError
-from agent.store.sqlite import ImportResult, Store
-from agent.types import LabelSet, text_hash
+from agent.store.sqlite import Store
+from agent.types import ImportResult, LabelSet, text_hash
 
 LABELS = LabelSet(("refund", "card_lost", "other"))
 ROWS: list[dict[str, Any]] = [

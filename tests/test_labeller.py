@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from agent.config import LLMConfig
-from agent.errors import LLMError, LLMValidationError, StoreError
+from agent.errors import BudgetStop, LabellingFailed, LLMError, LLMValidationError, StoreError
 from agent.labeller.cache import CacheRow
-from agent.labeller.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.labeller.labeller import Labeller
 from agent.labeller.prompts import ABSTAIN, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.scripted import ScriptedBackend

@@ -13,7 +13,8 @@ import pytest
 from llm_fixtures import make_test_backend
 
 from agent.config import LLMConfig
-from agent.labeller.labeller import BudgetStop, Labeller, LabellingFailed
+from agent.errors import BudgetStop, LabellingFailed
+from agent.labeller.labeller import Labeller
 from agent.labeller.prompts import ABSTAIN, find_items
 from agent.llm.protocol import ChatBackend
 from agent.llm.test_server import LLMTestServer

@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 
 from agent.config import ProjectConfig
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
 from agent.tui.controller import ReviewController, candidates
 from agent.tui.pace import Pace
-from agent.types import LabelSet
+from agent.types import LabelSet, QueueEntry
 
 LABELS = LabelSet(("card_arrival", "card_linking", "exchange_rate", "lost_card", "refund"))
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,7 @@ from agent.app.io import load_label_set
 from agent.config import LLMConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
-from agent.store.queue import QueueEntry
-from agent.types import Item
+from agent.types import Item, QueueEntry
 
 
 def _trec(datasets: Path, n: int) -> tuple[list[str], list[str], object]:

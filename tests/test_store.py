@@ -17,10 +17,9 @@ import pytest
 
 import agent.store.sqlite as store_module
 from agent.errors import InputError, StoreError
-from agent.store.queue import QueueEntry
 from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agent.store.sqlite import DB_FILE, Store
-from agent.types import Annotation, Kind, LabelSet, Source, text_hash
+from agent.types import Annotation, Kind, LabelSet, QueueEntry, Source, text_hash
 
 LABELS = LabelSet(("refund", "card_lost", "other"), ("money back", "card gone", ""))
 REPO = Path(__file__).resolve().parents[1]

@@ -19,12 +19,11 @@ from textual.widgets import Input, Static
 
 from agent.config import ProjectConfig
 from agent.embed.embedders import HashingEmbedder
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
 from agent.tui.app import ReviewApp
 from agent.tui.lines import LinesView, TextPager
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog, rank_labels
-from agent.types import Annotation, LabelSet, Source
+from agent.types import Annotation, LabelSet, QueueEntry, Source
 
 SIZE = (100, 32)
 LABELS = LabelSet(("card_arrival", "card_linking", "exchange_rate", "lost_card", "refund"))

@@ -21,8 +21,7 @@ from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.job import JobLimits, JobReport, run_job
 from agent.loop.session import LabelingSession, Oracle
-from agent.store.queue import QueueEntry
-from agent.types import Item
+from agent.types import Item, QueueEntry
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 from agent.config import RoutingConfig
 from agent.errors import InputError
-from agent.store.sqlite import CurrentLabel, Store
+from agent.store.sqlite import Store
+from agent.types import CurrentLabel
 
 COLUMNS = [
     "id",

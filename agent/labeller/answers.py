@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from agent.errors import ConfigError
+from agent.errors import AnswerError, ConfigError
 from agent.labeller.prompts import ABSTAIN
 from agent.llm.protocol import ChatChoice, TokenLogprob
 from agent.types import LabelSet
@@ -24,10 +24,6 @@ from agent.types import LabelSet
 RATIONALE_CHARS = 300
 _SCHEMA_KEYS = {"type", "properties", "required", "enum", "items", "description"}
 _LABEL_VALUE_RE = re.compile(r'"label"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-class AnswerError(ValueError):
-    """A reply that does not validate; the message is fed back to the model when re-asking."""
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,16 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.config import LLMConfig
-from agent.errors import BudgetExceededError, LLMError, LLMValidationError
+from agent.errors import (
+    AnswerError,
+    BudgetExceededError,
+    BudgetStop,
+    LabellingFailed,
+    LLMError,
+    LLMValidationError,
+)
 from agent.labeller.answers import (
     Answer,
-    AnswerError,
     Reply,
     answer_schema,
     confidence_method,
@@ -44,28 +50,6 @@ from agent.types import Item, LabelDecision, LabelSet, text_hash
 SAMPLE_TEMPERATURE = 0.7  # self-consistency samples need diversity; used when cfg says 0
 TOP_LOGPROBS = 5
 Examples = Sequence[tuple[str, str]]
-
-
-class BudgetStop(BudgetExceededError):
-    """A budget ran out mid-request; `decisions` keeps what was done (None = not labelled)."""
-
-    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
-        super().__init__(str(cause), attempts=cause.attempts, usage=cause.usage, raw=cause.raw)
-        self.decisions = decisions
-
-
-class LabellingFailed(LLMError):
-    """The backend failed after its retries; `decisions` keeps what was done."""
-
-    def __init__(self, cause: LLMError, decisions: list[LabelDecision | None]) -> None:
-        done = sum(d is not None for d in decisions)
-        super().__init__(
-            f"{cause} ({done} of {len(decisions)} items labelled before the failure)",
-            attempts=cause.attempts,
-            usage=cause.usage,
-            raw=cause.raw,
-        )
-        self.decisions = decisions
 
 
 @dataclass

@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pydantic
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, MalformedReply
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.resilience import (
     CallGuard,
@@ -80,10 +80,6 @@ def _token_logprobs(logprobs: Any) -> list[TokenLogprob] | None:
             TokenLogprob(str(_field(entry, "token")), float(_field(entry, "logprob")), top)
         )
     return tokens
-
-
-class MalformedReply(ValueError):
-    """A 200 reply that is not a chat completion (no choices); retried like a broken body."""
 
 
 def to_chat_response(raw: Any, model: str) -> ChatResponse:

@@ -27,9 +27,8 @@ from agent.routing.bounds import (
     fit_classifier_threshold,
 )
 from agent.routing.evidence import Verdicts, collect_verdicts
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
-from agent.types import Annotation, Kind, Source
+from agent.types import Annotation, Kind, QueueEntry, Source
 
 if TYPE_CHECKING:
     from agent.loop.session import LabelingSession

@@ -26,8 +26,7 @@ from agent.routing.route import (
     review_priority,
     route,
 )
-from agent.store.queue import QueueEntry
-from agent.types import Annotation, Item, Kind, LabelDecision, Source
+from agent.types import Annotation, Item, Kind, LabelDecision, QueueEntry, Source
 
 if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller

@@ -26,9 +26,8 @@ from agent.loop.final import store_estimate
 from agent.loop.pool import NO_LABEL, Pool, build_pool
 from agent.loop.rounds import refresh_queue
 from agent.routing.route import Votes, best_label, unlabelled_in_cell
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
-from agent.types import Annotation, Item, Kind, LabelSet, Source
+from agent.types import Annotation, Item, Kind, LabelSet, QueueEntry, Source
 
 # An oracle answers a review item with a label name, or None for "ambiguous / none fits".
 Oracle = Callable[[Item, QueueEntry], "str | None"]

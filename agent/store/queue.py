@@ -12,20 +12,9 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class QueueEntry:
-    """One item waiting for a human, with why it was routed and what the machines suggest."""
-
-    item_key: int
-    reason: str
-    priority: float
-    round: int = 0
-    suggestion: dict[str, Any] = field(default_factory=dict)
-    reviews_needed: int = 1
+from agent.types import QueueEntry
 
 
 class QueueOps:

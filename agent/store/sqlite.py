@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,16 @@ from agent.errors import InputError, StoreError
 from agent.store.caches import CacheOps, chunks
 from agent.store.queue import QueueOps
 from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
-from agent.types import Annotation, Item, Kind, LabelSet, Source, text_hash
+from agent.types import (
+    Annotation,
+    CurrentLabel,
+    ImportResult,
+    Item,
+    Kind,
+    LabelSet,
+    Source,
+    text_hash,
+)
 
 DB_FILE = "project.sqlite"
 
@@ -33,28 +41,6 @@ SOURCE_RANK = {
     Source.MODEL.value: 1,
     Source.ZEROSHOT.value: 0,
 }
-
-
-@dataclass(frozen=True)
-class CurrentLabel:
-    """The label an item carries now, with the annotation that gave it."""
-
-    item_key: int
-    label: str | None
-    source: str
-    confidence: float | None
-    actor: str
-    round: int
-    prompt_hash: str
-    created_at: float
-    annotation_id: int
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    added: int
-    skipped: int
-    seed_labels: int
 
 
 class Store(QueueOps, CacheOps):

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ProjectConfig
-from agent.store.queue import QueueEntry
 from agent.store.sqlite import Store
 from agent.tui.pace import Pace
 from agent.tui.writer import StoreWriter
-from agent.types import Annotation, Item, Kind, LabelSet, Source
+from agent.types import Annotation, Item, Kind, LabelSet, QueueEntry, Source
 
 MAX_CANDIDATES = 9  # keys 1-9
 
