@@ -19,6 +19,7 @@ import pytest
 
 from agent.app.io import Columns, load_label_set, read_rows
 from agent.errors import InputError, LabelSetError
+from agent.routing.sources import current_labels
 from agent.store.sqlite import Store
 from agent.types import ImportResult, LabelSet, text_hash
 
@@ -75,7 +76,7 @@ def test_each_format_imports_every_row_in_order_with_seed_labels(
     result = import_file(store, path, Columns("text", "id", "label"))
     assert result == ImportResult(added=4, skipped=0, seed_labels=3)
     assert [(i.id, i.text) for i in store.items()] == [(r["id"], r["text"]) for r in ROWS]
-    current = store.current_labels()
+    current = current_labels(store)
     assert {store.items([k])[0].id: c.label for k, c in current.items()} == {
         "r1": "refund",
         "r3": "card_lost",

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from agent.llm.test_server import LLMTestServer
+from agent.routing.sources import current_labels
 from agent.store.sqlite import Store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +37,7 @@ def _run_args(project: Path, base_url: str) -> list[str]:
 
 def _labels_snapshot(project: Path) -> dict[int, tuple[str | None, str]]:
     with Store.open(project) as store:
-        return {k: (c.label, c.source) for k, c in store.current_labels().items()}
+        return {k: (c.label, c.source) for k, c in current_labels(store).items()}
 
 
 def test_kill_nine_mid_run_then_resume(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from agent.app.io import load_label_set
 from agent.config import LLMConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
+from agent.routing.sources import counts_by_source
 from agent.types import Item, QueueEntry
 
 
@@ -84,7 +85,7 @@ def test_job_with_simulated_llm_auto_accepts_and_estimate_covers_truth(datasets:
     labeller = Labeller(session.backend, session.label_set, session.config.llm, session.store)
     limits = JobLimits(rounds=12, batch_size=100, human_budget=400, human_per_round=30)
     report = run_job(session, limits, labeller, _oracle(gold_by_text))
-    by_source = session.store.counts_by_source()
+    by_source = counts_by_source(session.store)
     assert by_source.get("llm", 0) > 0, f"nothing auto-accepted: {report.stop_reason}"
     assert report.human_labels <= 400
     assert report.llm_calls <= 12 * 100

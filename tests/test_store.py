@@ -17,6 +17,7 @@ import pytest
 
 import agent.store.sqlite as store_module
 from agent.errors import InputError, StoreError
+from agent.routing.sources import counts_by_source, current_labels
 from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agent.store.sqlite import DB_FILE, Store
 from agent.types import Annotation, Kind, LabelSet, QueueEntry, Source, text_hash
@@ -69,7 +70,7 @@ def test_memory_store_works_without_a_folder() -> None:
         store.add_items([("a", "hello", "refund"), ("b", "world", None)])
         assert store.path is None
         assert store.count_items() == 2
-        assert store.counts_by_source() == {"import": 1}
+        assert counts_by_source(store) == {"import": 1}
 
 
 def test_empty_database_at_version_zero_is_migrated(tmp_path: Path) -> None:
@@ -158,12 +159,12 @@ def test_human_beats_llm_beats_model_whatever_the_order(tmp_path: Path) -> None:
         store.add_annotations([label(2, "other", Source.MODEL)])
         store.add_annotations([label(2, "card_lost", Source.LLM)])
         store.add_annotations([label(2, "refund", Source.MODEL)])
-        current = store.current_labels()
+        current = current_labels(store)
         assert (current[1].label, current[1].source) == ("refund", "human")
         assert (current[2].label, current[2].source) == ("card_lost", "llm")
         assert 3 not in current
-        assert store.counts_by_source() == {"human": 1, "llm": 1}
-        assert set(store.current_labels(sources=["model"])) == {1, 2}
+        assert counts_by_source(store) == {"human": 1, "llm": 1}
+        assert set(current_labels(store, sources=["model"])) == {1, 2}
 
 
 def test_newest_wins_within_a_rank_and_votes_never_label(tmp_path: Path) -> None:
@@ -171,7 +172,7 @@ def test_newest_wins_within_a_rank_and_votes_never_label(tmp_path: Path) -> None
         store.add_annotations([label(1, "refund", Source.HUMAN, "ann")])
         store.add_annotations([label(1, "other", Source.HUMAN, "bob")])
         store.add_annotations([Annotation(1, "card_lost", Source.HUMAN, Kind.VOTE, actor="z")])
-        current = store.current_labels()[1]
+        current = current_labels(store)[1]
         assert (current.label, current.actor) == ("other", "bob")
         assert len(store.annotations(item_key=1)) == 3  # append-only: nothing overwritten
 
@@ -184,10 +185,10 @@ def test_retract_hides_an_annotation_and_the_previous_label_returns(tmp_path: Pa
         store.retract(human, actor="ann")
         assert store.count_annotations(source="human", kind="label") == 0  # retracted: not counted
         assert store.count_annotations(kind="label") == 1
-        assert store.current_labels()[1].label == "other"
+        assert current_labels(store)[1].label == "other"
         assert [a["id"] for a in store.annotations(item_key=1)] == [llm]
         store.retract(llm, actor="ann")
-        assert 1 not in store.current_labels()
+        assert 1 not in current_labels(store)
         with pytest.raises(StoreError, match="no annotation 999"):
             store.retract(999, actor="ann")
 
@@ -214,8 +215,8 @@ def test_annotation_provenance_is_kept(tmp_path: Path) -> None:
 def test_an_abstaining_human_label_is_current_but_not_counted(tmp_path: Path) -> None:
     with make_store(tmp_path / "p") as store:
         store.add_annotations([label(1, "refund", Source.LLM), label(1, None, Source.HUMAN)])
-        assert store.current_labels()[1].label is None
-        assert store.counts_by_source() == {}
+        assert current_labels(store)[1].label is None
+        assert counts_by_source(store) == {}
 
 
 # ---- caches ----------------------------------------------------------------------------------
@@ -401,4 +402,4 @@ def test_two_processes_lease_and_write_at_once_losing_nothing(tmp_path: Path) ->
         assert store.queue_counts() == {"done": n}
         assert len(store.annotations(source="human", kind="label")) == n
         assert len(store.annotations(source="model", kind="vote")) == 2 * n
-        assert store.counts_by_source() == {"human": n}
+        assert counts_by_source(store) == {"human": n}

@@ -21,6 +21,7 @@ from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.job import JobLimits, JobReport, run_job
 from agent.loop.session import LabelingSession, Oracle
+from agent.routing.sources import current_labels
 from agent.types import Item, QueueEntry
 
 
@@ -200,7 +201,7 @@ def estimate_project(
     if config.llm.model is None:
         raise InputError("no LLM model: pass --llm MODEL or set llm.model", field="llm")
     with Store.open(project) as store:
-        labelled = set(store.current_labels())
+        labelled = set(current_labels(store))
         texts = [it.text for batch in store.iter_items() for it in batch if it.key not in labelled]
         n = items if items is not None else len(texts)
         avg = sum(map(len, texts)) / len(texts) if texts else 0.0

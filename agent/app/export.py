@@ -15,6 +15,7 @@ from typing import Any
 
 from agent.config import RoutingConfig
 from agent.errors import InputError
+from agent.routing.sources import counts_by_source, current_labels
 from agent.store.sqlite import Store
 from agent.types import CurrentLabel
 
@@ -68,7 +69,7 @@ def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[s
     """Counts and the accuracy estimate, recomputed from the evidence as `status` does."""
     from agent.loop.final import estimate_from_store
 
-    labelled = store.counts_by_source()
+    labelled = counts_by_source(store)
     estimate = estimate_from_store(store, routing or RoutingConfig())
     return {
         "items": store.count_items(),
@@ -82,7 +83,7 @@ def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[s
 def export_records(store: Store) -> Iterator[dict[str, Any]]:
     """One dict per item in input order; unlabelled items carry an empty label and, where the
     machines have one, a suggested label (what the accuracy estimate counts for them)."""
-    current = store.current_labels()
+    current = current_labels(store)
     llm_votes = _latest_llm_votes(store)
     suggested = store.suggested_labels()
     for batch in store.iter_items():

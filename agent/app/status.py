@@ -7,13 +7,14 @@ from typing import Any
 from agent.app.kappa import agreement_summary
 from agent.config import RoutingConfig
 from agent.loop.final import estimate_from_store
+from agent.routing.sources import counts_by_source
 from agent.store.sqlite import Store
 
 
 def project_status(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
     """Counts, queue, LLM spend and the accuracy estimate, recomputed from the evidence now."""
     estimate = estimate_from_store(store, routing or RoutingConfig())
-    by_source = store.counts_by_source()
+    by_source = counts_by_source(store)
     queue = store.queue_counts()
     return {
         "items": store.count_items(),

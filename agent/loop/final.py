@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.config import RoutingConfig
-from agent.loop.pool import HUMAN_SOURCES, NO_LABEL
+from agent.loop.pool import NO_LABEL
 from agent.routing.bounds import (
     AccuracyEstimate,
     Stratum,
@@ -27,6 +27,7 @@ from agent.routing.bounds import (
     fit_classifier_threshold,
 )
 from agent.routing.evidence import Verdicts, collect_verdicts
+from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, QueueEntry, Source
 
@@ -43,7 +44,7 @@ def estimate_from_store(store: Store, routing: RoutingConfig) -> AccuracyEstimat
     items = store.count_items()
     if items == 0:
         return None
-    current = store.current_labels()
+    current = current_labels(store)
     human = sum(1 for c in current.values() if c.source in HUMAN_SOURCES and c.label is not None)
     verdicts = collect_verdicts(store, store.label_set)
     reviewed = any(c.source == Source.HUMAN.value for c in current.values())

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agent.embed.embedders import Embedder, embed_items
+from agent.embed import Embedder, embed_items
+from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.sqlite import Store
-from agent.types import Item, LabelSet, Source
+from agent.types import Item, LabelSet
 
 NO_LABEL = -1
-HUMAN_SOURCES = (Source.HUMAN.value, Source.IMPORT.value)
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Pool:
         """Re-read current labels and the queue from the store (cheap: no embedding)."""
         self.labels[:] = NO_LABEL
         self.sources[:] = ""
-        for key, current in store.current_labels().items():
+        for key, current in current_labels(store).items():
             i = self._position.get(key)
             if i is None:
                 continue

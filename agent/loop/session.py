@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agent.config import ProjectConfig
-from agent.embed.embedders import Embedder, make_embedder
+from agent.embed import Embedder, make_embedder
 from agent.errors import InputError
 from agent.learn.committee import Committee, zero_shot_proba
 from agent.learn.fewshot import FewShotIndex

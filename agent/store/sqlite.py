@@ -33,16 +33,6 @@ from agent.types import (
 
 DB_FILE = "project.sqlite"
 
-# When several final labels exist for an item, the highest rank wins; ties go to the newest.
-SOURCE_RANK = {
-    Source.HUMAN.value: 4,
-    Source.IMPORT.value: 4,
-    Source.LLM.value: 2,
-    Source.MODEL.value: 1,
-    Source.ZEROSHOT.value: 0,
-}
-
-
 class Store(QueueOps, CacheOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
@@ -263,19 +253,14 @@ class Store(QueueOps, CacheOps):
                 (rows[0][0], rows[0][1], actor, annotation_id, time.time()),
             )
 
-    def current_labels(self, sources: Iterable[str] | None = None) -> dict[int, CurrentLabel]:
-        """Item key -> the label it carries now (highest source rank, then newest)."""
-        rows = self._read(_CURRENT_LABELS_SQL)
-        wanted = set(sources) if sources is not None else None
-        best: dict[int, tuple[tuple[int, float, int], CurrentLabel]] = {}
-        for r in rows:
-            current = CurrentLabel(*r)
-            if wanted is not None and current.source not in wanted:
-                continue
-            rank = (SOURCE_RANK.get(current.source, 0), current.created_at, current.annotation_id)
-            if current.item_key not in best or rank > best[current.item_key][0]:
-                best[current.item_key] = (rank, current)
-        return {key: value for key, (_, value) in best.items()}
+    def label_annotations(self, sources: Iterable[str] | None = None) -> list[CurrentLabel]:
+        """Every standing (non-retracted) label annotation, oldest first; which of an item's
+        labels wins is policy, decided in `agent.routing.sources`."""
+        rows = [CurrentLabel(*r) for r in self._read(_CURRENT_LABELS_SQL + " ORDER BY a.id")]
+        if sources is None:
+            return rows
+        wanted = set(sources)
+        return [row for row in rows if row.source in wanted]
 
     def annotations(
         self, *, source: str | None = None, kind: str | None = None, item_key: int | None = None
@@ -291,13 +276,6 @@ class Store(QueueOps, CacheOps):
         """How many (non-retracted) annotations match, counted in SQL: cheap in a job's loop."""
         where, args = _annotation_filter(source, kind, None)
         return int(self._read(f"SELECT COUNT(*) FROM annotations a {where}", args)[0][0])
-
-    def counts_by_source(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for current in self.current_labels().values():
-            if current.label is not None:
-                counts[current.source] = counts.get(current.source, 0) + 1
-        return counts
 
     # ---- rounds --------------------------------------------------------------------------
     def start_round(self) -> int:
