@@ -72,12 +72,7 @@ class QueueOps:
     def complete(self, item_key: int, operator: str) -> None:
         """One review done; the entry is done once it has all the reviews it needs."""
         with self._tx() as conn:
-            conn.execute(
-                "UPDATE queue SET reviews_done = reviews_done + 1, lease_owner = NULL,"
-                " lease_expires = NULL, state = CASE WHEN reviews_done + 1 >= reviews_needed"
-                " THEN 'done' ELSE 'pending' END WHERE item_key = ?",
-                (item_key,),
-            )
+            complete_review(conn, item_key)
 
     def release(self, item_key: int, operator: str, demote: bool = False) -> None:
         """Give a leased item back; `demote` (skip) sends it behind every other pending item."""
@@ -146,6 +141,17 @@ WHERE q.state = 'pending'
                   AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract'))
 ORDER BY q.priority DESC, q.item_key LIMIT ?
 """
+
+
+def complete_review(conn: sqlite3.Connection, item_key: int) -> None:
+    """Inside a write transaction: count one review of `item_key` and free its lease; the
+    entry is done once it has all the reviews it needs (no queue row: nothing happens)."""
+    conn.execute(
+        "UPDATE queue SET reviews_done = reviews_done + 1, lease_owner = NULL,"
+        " lease_expires = NULL, state = CASE WHEN reviews_done + 1 >= reviews_needed"
+        " THEN 'done' ELSE 'pending' END WHERE item_key = ?",
+        (item_key,),
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> QueueEntry:

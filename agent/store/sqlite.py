@@ -1,8 +1,9 @@
 """SQLite (WAL) project store: the only place that knows SQL.
 
-Items, the label set, append-only annotations with provenance, the LLM cache, the embedding
-cache, rounds and (in `review_queue.py`) the review queue with leases. Every write is one
-transaction, so a crash or kill at any moment leaves either all of it or none of it.
+Items, the label set, meta, rounds and human decisions here; append-only annotations in
+`annotations.py`, the review queue with leases in `queue.py`, the LLM and embedding caches in
+`caches.py`. Every write is one transaction, so a crash or kill at any moment leaves either
+all of it or none of it. `Store` implements `ProjectStore` (`protocol.py`).
 """
 
 from __future__ import annotations
@@ -14,26 +15,22 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.errors import InputError, StoreError
+from agent.store.annotations import IN_CHUNK, AnnotationOps, insert_annotations
 from agent.store.caches import CacheOps, chunks
-from agent.store.queue import QueueOps
+from agent.store.queue import QueueOps, complete_review
 from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
-from agent.types import (
-    Annotation,
-    CurrentLabel,
-    ImportResult,
-    Item,
-    Kind,
-    LabelSet,
-    Source,
-    text_hash,
-)
+from agent.types import Annotation, ImportResult, Item, Kind, LabelSet, Source, text_hash
+
+if TYPE_CHECKING:
+    from agent.store.protocol import ProjectStore
 
 DB_FILE = "project.sqlite"
 
-class Store(QueueOps, CacheOps):
+
+class Store(AnnotationOps, QueueOps, CacheOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
@@ -105,6 +102,16 @@ class Store(QueueOps, CacheOps):
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every SELECT inside it sees the same committed state."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
 
     def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -225,57 +232,27 @@ class Store(QueueOps, CacheOps):
             found.update(r[0] for r in rows)
         return found
 
-    # ---- annotations ---------------------------------------------------------------------
-    def add_annotations(self, annotations: Sequence[Annotation]) -> list[int]:
-        """Append annotations in one transaction; returns their ids."""
+    # ---- human decisions -----------------------------------------------------------------
+    def record_human_labels(self, annotations: Sequence[Annotation], operator: str) -> list[int]:
+        """Append human label annotations and count each one as a review done in the queue
+        (what `complete` does), all in ONE transaction; returns the annotation ids in order.
+
+        Refused before anything is written: an annotation that is not a human label
+        (ValueError) or names an item not in the project (StoreError).
+        """
+        for a in annotations:
+            source, kind = Source(a.source), Kind(a.kind)
+            if source is not Source.HUMAN or kind is not Kind.LABEL:
+                raise ValueError(f"not a human label: {source.value} {kind.value} on {a.item_key}")
         now = time.time()
-        ids: list[int] = []
         with self._tx() as conn:
+            missing = _missing_items(conn, [a.item_key for a in annotations])
+            if missing:
+                raise StoreError(f"no item {missing[0]} in the project ({len(missing)} unknown)")
+            ids = insert_annotations(conn, annotations, now)
             for a in annotations:
-                cur = conn.execute(
-                    "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
-                    " rationale, prompt_hash, round, duration_ms, meta, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    _annotation_row(a, now),
-                )
-                ids.append(int(cur.lastrowid or 0))
+                complete_review(conn, a.item_key)
         return ids
-
-    def retract(self, annotation_id: int, actor: str) -> None:
-        """Undo: append a retraction that hides `annotation_id` from current labels."""
-        rows = self._read("SELECT item_key, source FROM annotations WHERE id = ?", (annotation_id,))
-        if not rows:
-            raise StoreError(f"no annotation {annotation_id} to retract")
-        with self._tx() as conn:
-            conn.execute(
-                "INSERT INTO annotations(item_key, source, kind, actor, target, created_at)"
-                " VALUES (?, ?, 'retract', ?, ?, ?)",
-                (rows[0][0], rows[0][1], actor, annotation_id, time.time()),
-            )
-
-    def label_annotations(self, sources: Iterable[str] | None = None) -> list[CurrentLabel]:
-        """Every standing (non-retracted) label annotation, oldest first; which of an item's
-        labels wins is policy, decided in `agent.routing.sources`."""
-        rows = [CurrentLabel(*r) for r in self._read(_CURRENT_LABELS_SQL + " ORDER BY a.id")]
-        if sources is None:
-            return rows
-        wanted = set(sources)
-        return [row for row in rows if row.source in wanted]
-
-    def annotations(
-        self, *, source: str | None = None, kind: str | None = None, item_key: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Raw (non-retracted) annotation rows as dicts, oldest first."""
-        where, args = _annotation_filter(source, kind, item_key)
-        with self._lock:
-            cur = self._conn.execute(f"SELECT * FROM annotations a {where} ORDER BY a.id", args)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def count_annotations(self, *, source: str | None = None, kind: str | None = None) -> int:
-        """How many (non-retracted) annotations match, counted in SQL: cheap in a job's loop."""
-        where, args = _annotation_filter(source, kind, None)
-        return int(self._read(f"SELECT COUNT(*) FROM annotations a {where}", args)[0][0])
 
     # ---- rounds --------------------------------------------------------------------------
     def start_round(self) -> int:
@@ -298,14 +275,6 @@ class Store(QueueOps, CacheOps):
         ]
 
 
-_NOT_RETRACTED = " AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract')"
-
-_CURRENT_LABELS_SQL = (
-    "SELECT a.item_key, a.label, a.source, a.confidence, a.actor, a.round, a.prompt_hash,"
-    " a.created_at, a.id FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
-)
-
-
 def _check_same_text(
     conn: sqlite3.Connection, ext_id: str, text: str, source_file: str, row: int
 ) -> None:
@@ -320,34 +289,16 @@ def _check_same_text(
         )
 
 
-def _annotation_filter(
-    source: str | None, kind: str | None, item_key: int | None
-) -> tuple[str, list[Any]]:
-    """WHERE clause and arguments selecting non-retracted annotations by the given fields."""
-    sql = "WHERE kind != 'retract'" + _NOT_RETRACTED
-    args: list[Any] = []
-    for column, value in (("source", source), ("kind", kind), ("item_key", item_key)):
-        if value is not None:
-            sql += f" AND a.{column} = ?"
-            args.append(value)
-    return sql, args
-
-
-def _annotation_row(a: Annotation, now: float) -> tuple[Any, ...]:
-    return (
-        a.item_key,
-        a.label,
-        Source(a.source).value,
-        Kind(a.kind).value,
-        a.actor,
-        a.confidence,
-        a.rationale,
-        a.prompt_hash,
-        a.round,
-        a.duration_ms,
-        json.dumps(a.meta),
-        now,
-    )
+def _missing_items(conn: sqlite3.Connection, keys: Sequence[int]) -> list[int]:
+    """The keys (sorted, unique) that name no item."""
+    wanted = set(keys)
+    found: set[int] = set()
+    for chunk in chunks(sorted(wanted), IN_CHUNK):
+        marks = ",".join("?" * len(chunk))
+        found.update(
+            r[0] for r in conn.execute(f"SELECT key FROM items WHERE key IN ({marks})", chunk)
+        )
+    return sorted(wanted - found)
 
 
 def _connect(path: str) -> sqlite3.Connection:
@@ -362,3 +313,7 @@ def _connect(path: str) -> sqlite3.Connection:
         conn.close()
         raise
     return conn
+
+
+if TYPE_CHECKING:  # mypy fails here when Store and the protocol drift apart
+    _: type[ProjectStore] = Store
