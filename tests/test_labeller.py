@@ -16,7 +16,7 @@ from agent.config import LLMConfig
 from agent.errors import BudgetStop, LabellingFailed, LLMError, LLMValidationError, StoreError
 from agent.labeller.cache import CacheRow
 from agent.labeller.labeller import Labeller
-from agent.labeller.prompts import ABSTAIN, find_items
+from agent.llm.item_markup import ABSTAIN, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.scripted import ScriptedBackend
 from agent.store.sqlite import Store

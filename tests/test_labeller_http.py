@@ -15,7 +15,7 @@ from llm_fixtures import make_test_backend
 from agent.config import LLMConfig
 from agent.errors import BudgetStop, LabellingFailed
 from agent.labeller.labeller import Labeller
-from agent.labeller.prompts import ABSTAIN, find_items
+from agent.llm.item_markup import ABSTAIN, find_items
 from agent.llm.protocol import ChatBackend
 from agent.llm.test_server import LLMTestServer
 from agent.store.sqlite import Store

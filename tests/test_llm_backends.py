@@ -23,8 +23,9 @@ from llm_fixtures import ADAPTERS, FAST_RETRY, BackendFactory
 from agent.config import LLMConfig
 from agent.errors import ConfigError, LLMError
 from agent.llm.factory import make_backend
-from agent.llm.litellm_backend import LiteLLMBackend, import_litellm
+from agent.llm.litellm_backend import LiteLLMBackend
 from agent.llm.openai_backend import OpenAIBackend
+from agent.llm.pricing import import_litellm
 from agent.llm.protocol import ChatBackend, ChatRequest, ChatResponse
 from agent.llm.resilience import CallGuard, RetryPolicy, TokenBucket, parse_retry_after, redact
 from agent.llm.scripted import ScriptedBackend

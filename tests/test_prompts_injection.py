@@ -16,7 +16,8 @@ from agent.config import LLMConfig
 from agent.errors import ConfigError
 from agent.labeller.answers import make_answer_model, parse_reply
 from agent.labeller.labeller import Labeller
-from agent.labeller.prompts import ABSTAIN, PromptSet, extract_items, find_items, find_prompt_dir
+from agent.labeller.prompts import PromptSet, find_prompt_dir
+from agent.llm.item_markup import ABSTAIN, extract_items, find_items
 from agent.llm.protocol import ChatRequest
 from agent.llm.scripted import ScriptedBackend
 from agent.types import Item, LabelSet, text_hash

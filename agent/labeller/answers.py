@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from agent.errors import AnswerError, ConfigError
-from agent.labeller.prompts import ABSTAIN
+from agent.llm.item_markup import ABSTAIN
 from agent.llm.protocol import ChatChoice, TokenLogprob
 from agent.types import LabelSet
 

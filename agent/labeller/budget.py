@@ -3,20 +3,21 @@
 `Budget` is checked (and a slot reserved) right before each call, so concurrent calls never
 overrun the call budget and overrun the dollar budget by at most the error of the estimate.
 `estimate_cost` prices a run before it starts from a rendered sample prompt and litellm's
-local cost map (no network).
+local cost map (no network), through `agent.llm.pricing`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 from typing import Any
 
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
 from agent.labeller.answers import confidence_method
-from agent.labeller.prompts import ABSTAIN, PromptSet
+from agent.labeller.prompts import PromptSet
+from agent.llm.item_markup import ABSTAIN
+from agent.llm.pricing import import_litellm, tokens_cost
 from agent.types import LabelSet
 
 CHARS_PER_TOKEN = 4  # the fallback when no tokenizer is available
@@ -156,23 +157,16 @@ def _likely_method(model: str, cfg: LLMConfig) -> str:
     if model.startswith(("simulated:", "replay:")):
         return "logprob"  # the evaluation annotators answer logprobs
     try:
-        params = _litellm().get_supported_openai_params(model=model) or []
+        params = import_litellm().get_supported_openai_params(model=model) or []
     except Exception:  # an unknown provider: assume the OpenAI wire format
         params = ["logprobs"]
     return confidence_method(bool("logprobs" in params), cfg.samples)
 
 
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    return litellm
-
-
 def _count(model: str, text: str, notes: list[str]) -> int:
     """Tokens of `text` for `model` by litellm's offline tokenizers, else characters / 4."""
     try:
-        return int(_litellm().token_counter(model=model, text=text))
+        return int(import_litellm().token_counter(model=model, text=text))
     except Exception:
         notes.append("tokens estimated as characters / 4")
         return math.ceil(len(text) / CHARS_PER_TOKEN)
@@ -182,11 +176,7 @@ def _price(
     model: str, prompt_tokens: int, completion_tokens: int, notes: list[str]
 ) -> float | None:
     """Dollars from litellm's local cost map; None (with a note) for an unknown model."""
-    try:
-        costs = _litellm().cost_per_token(
-            model=model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
-    except Exception:
+    cost = tokens_cost(model, prompt_tokens, completion_tokens)
+    if cost is None:
         notes.append(f"{model!r} is not in litellm's cost map; cost unknown")
-        return None
-    return float(costs[0]) + float(costs[1])
+    return cost

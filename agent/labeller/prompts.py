@@ -1,8 +1,7 @@
 """Prompt templates (the text files in prompts/): loading, rendering and hashing.
 
-Item texts are data. Each sits between `<item n="k">` and `</item>` with `&`, `<` and `>`
-written as entities, so a text can neither close its own delimiter nor open a fake one;
-`extract_items` inverts the rendering exactly (the simulated annotator reads items that way).
+Item texts are data, marked up by `agent.llm.item_markup` (delimited, entities escaped) so a
+text can neither close its own delimiter nor open a fake one.
 Templates use `string.Template` ($name) so that JSON braces in them need no escaping.
 """
 
@@ -11,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
@@ -20,12 +18,12 @@ from string import Template
 from typing import TYPE_CHECKING
 
 from agent.errors import ConfigError
+from agent.llm.item_markup import ABSTAIN, escape_text, item_block
 from agent.types import LabelSet
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-ABSTAIN = "__abstain__"  # the label value that means "cannot tell"; maps to LabelDecision None
 PACKAGE_COPY = "agent.prompt_templates"  # where an installed wheel keeps a copy of prompts/
 REQUIRED = {
     "system": (),
@@ -36,39 +34,6 @@ REQUIRED = {
     "reask": ("error",),
 }
 _PLACEHOLDERS = {"labels", "abstain", "examples", "few_shot", "item", "items", "count", "error"}
-_ITEM_RE = re.compile(r'<item n="(\d+)">\n(.*?)\n</item>', re.DOTALL)
-_ENTITY_RE = re.compile(r"&(amp|lt|gt);")
-_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
-
-
-def escape_text(text: str) -> str:
-    """Neutralise delimiters inside a text: & < > become entities (reversible)."""
-    return html.escape(text, quote=False)
-
-
-def unescape_text(text: str) -> str:
-    """Exact inverse of `escape_text` (only the three entities it writes are decoded)."""
-    return _ENTITY_RE.sub(lambda m: _ENTITIES[m.group(1)], text)
-
-
-def item_block(number: int, text: str) -> str:
-    """One delimited item as the model sees it."""
-    return f'<item n="{number}">\n{escape_text(text)}\n</item>'
-
-
-def extract_items(message: str) -> list[tuple[int, str]]:
-    """(number, original text) of every item block in a rendered user message, in order."""
-    return [(int(m.group(1)), unescape_text(m.group(2))) for m in _ITEM_RE.finditer(message)]
-
-
-def find_items(messages: Sequence[dict[str, str]]) -> list[tuple[int, str]]:
-    """The items of the first user message that holds any (re-ask turns hold none)."""
-    for message in messages:
-        if message.get("role") == "user":
-            found = extract_items(message.get("content") or "")
-            if found:
-                return found
-    return []
 
 
 def find_prompt_dir() -> Path | Traversable:

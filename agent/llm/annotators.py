@@ -1,7 +1,7 @@
 """Evaluation annotators behind the ChatBackend protocol, so a session cannot tell them from a
 live LLM: `SimulatedLLM` (a chosen accuracy, abstain rate and realistic confusions) and
 `ReplayLLM` (real per-item labels from a CSV). Both read the items out of the rendered
-prompt with `agent.labeller.prompts.find_items` and answer in the requested JSON format, with token
+prompt with `agent.llm.item_markup.find_items` and answer in the requested JSON format, with token
 logprobs that spell the confidence. Usage is counted from text lengths; cost is zero.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import ConfigError
-from agent.labeller.prompts import ABSTAIN, find_items
+from agent.llm.item_markup import ABSTAIN, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.types import LabelSet, text_hash
 

@@ -1,28 +1,17 @@
 """The litellm adapter (`litellm.acompletion`), for providers that are not OpenAI-compatible.
 
-litellm is imported lazily and quietly: the local cost map (no network at import), no debug
-output, no message logging. Its own retries are off; our CallGuard does them. This module
-also answers prices from litellm's local cost map for both adapters.
+litellm is imported lazily and quietly (`pricing.import_litellm`): the local cost map (no network
+at import), no debug output, no message logging. Its own retries are off; our CallGuard does them.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import replace
-from functools import cache
-from types import ModuleType
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.llm.openai_backend import (
-    LOCAL_PLACEHOLDER_KEY,
-    PREFIX_KEY_ENV,
-    classify_malformed,
-    estimate_tokens,
-    request_kwargs,
-    to_chat_response,
-)
+from agent.llm.pricing import import_litellm, price_per_token, reported_cost, usage_cost
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
     CallGuard,
@@ -31,41 +20,14 @@ from agent.llm.resilience import (
     connection_failure,
     failure_for_status,
 )
-
-_LITELLM_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "litellm")
-
-
-@cache
-def import_litellm() -> ModuleType:
-    """Import litellm once, with the bundled cost map and every kind of logging turned off."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    os.environ.setdefault("LITELLM_LOG", "ERROR")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    # No callbacks are registered, so nothing is logged anywhere; turn_off_message_logging
-    # would only add a deep copy of every request and reply per call (redaction).
-    litellm.turn_off_message_logging = False
-    litellm.set_verbose = False
-    litellm.disable_streaming_logging = True
-    litellm.telemetry = False  # usage pings in older litellm releases; absent in newer ones
-    for name in _LITELLM_LOGGERS:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return litellm
-
-
-@cache
-def price_per_token(model: str) -> tuple[float, float] | None:
-    """USD per (prompt, completion) token from litellm's local cost map; None if unknown."""
-    litellm = import_litellm()
-    try:
-        info = litellm.get_model_info(model)
-    except Exception:  # litellm raises a plain Exception subclass for unmapped models
-        return None
-    prompt, completion = info.get("input_cost_per_token"), info.get("output_cost_per_token")
-    if prompt is None or completion is None:
-        return None
-    return float(prompt), float(completion)
+from agent.llm.wire import (
+    LOCAL_PLACEHOLDER_KEY,
+    PREFIX_KEY_ENV,
+    classify_malformed,
+    estimate_tokens,
+    request_kwargs,
+    to_chat_response,
+)
 
 
 def classify_litellm_error(exc: BaseException) -> Failure | None:
@@ -206,14 +168,10 @@ class LiteLLMBackend:
     def _cost(self, raw: Any, usage: Usage) -> float:
         """USD from litellm's cost map: the cost litellm already computed for this response
         (completion_cost, kept in its hidden params), else per-token prices; 0.0 if unpriced."""
-        hidden = getattr(raw, "_hidden_params", None) or {}
-        computed = hidden.get("response_cost")
-        if isinstance(computed, int | float):
-            return float(computed)
-        price = price_per_token(self.model)
-        if price is None:
-            return 0.0
-        return usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]
+        computed = reported_cost(raw)
+        if computed is not None:
+            return computed
+        return usage_cost(price_per_token(self.model), usage)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat call through the concurrency cap, rate limits and retries."""

@@ -1,22 +1,21 @@
 """The openai SDK adapter, for OpenAI and every OpenAI-compatible endpoint (vLLM, Ollama, ...).
 
-It is the fast path for large batch jobs (little CPU per call). This module also owns the
-OpenAI wire format (request arguments, response mapping) that the litellm adapter reuses.
+It is the fast path for large batch jobs (little CPU per call). The wire format it shares with
+the litellm adapter lives in `wire`, prices in `pricing`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import openai
-import pydantic
 
-from agent.errors import ConfigError, MalformedReply
-from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
+from agent.errors import ConfigError
+from agent.llm.pricing import price_per_token, usage_cost
+from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
     CallGuard,
     Failure,
@@ -25,84 +24,14 @@ from agent.llm.resilience import (
     connection_failure,
     failure_for_status,
 )
-
-PREFIX_KEY_ENV = {"openai/": "OPENAI_API_KEY", "hosted_vllm/": "HOSTED_VLLM_API_KEY"}
-LOCAL_PLACEHOLDER_KEY = "not-needed"  # local OpenAI-compatible servers ignore the key
-
-
-def request_kwargs(request: ChatRequest, *, json_schema: bool, logprobs: bool) -> dict[str, Any]:
-    """Chat-completion arguments shared by both adapters (everything except model and limits)."""
-    kwargs: dict[str, Any] = {"messages": request.messages, "temperature": request.temperature}
-    if request.n > 1:
-        kwargs["n"] = request.n
-    if request.seed is not None:
-        kwargs["seed"] = request.seed
-    if request.response_schema is not None and json_schema:
-        kwargs["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {
-                "name": request.schema_name,
-                "schema": request.response_schema,
-                "strict": True,
-            },
-        }
-    if request.logprobs and logprobs:
-        kwargs["logprobs"] = True
-        if request.top_logprobs:
-            kwargs["top_logprobs"] = request.top_logprobs
-    return kwargs
-
-
-def estimate_tokens(request: ChatRequest) -> int:
-    """Tokens a call may use, for the TPM bucket: prompt chars / 4 + max_tokens per sample."""
-    prompt_chars = sum(len(message.get("content") or "") for message in request.messages)
-    return prompt_chars // 4 + request.max_tokens * request.n
-
-
-def _field(obj: Any, name: str) -> Any:
-    """Read a field from an SDK object or a plain dict (litellm returns either)."""
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
-
-
-def _token_logprobs(logprobs: Any) -> list[TokenLogprob] | None:
-    content = _field(logprobs, "content") if logprobs is not None else None
-    if not content:
-        return None
-    tokens = []
-    for entry in content:
-        top = [
-            (str(_field(a, "token")), float(_field(a, "logprob")))
-            for a in _field(entry, "top_logprobs") or []
-        ]
-        tokens.append(
-            TokenLogprob(str(_field(entry, "token")), float(_field(entry, "logprob")), top)
-        )
-    return tokens
-
-
-def to_chat_response(raw: Any, model: str) -> ChatResponse:
-    """Map an OpenAI-shaped completion (openai or litellm object) to a ChatResponse (no cost)."""
-    if not _field(raw, "choices"):
-        raise MalformedReply(f"reply without choices: {str(raw)[:200]}")
-    choices = []
-    for choice in _field(raw, "choices"):
-        message = _field(choice, "message")
-        text = _field(message, "content") if message is not None else None
-        choices.append(
-            ChatChoice(
-                text=text or "",
-                logprobs=_token_logprobs(_field(choice, "logprobs")),
-                finish_reason=_field(choice, "finish_reason"),
-            )
-        )
-    usage = _field(raw, "usage")
-    counts = Usage(
-        prompt_tokens=int(_field(usage, "prompt_tokens") or 0) if usage is not None else 0,
-        completion_tokens=int(_field(usage, "completion_tokens") or 0) if usage is not None else 0,
-    )
-    return ChatResponse(choices=choices, usage=counts, model=model)
+from agent.llm.wire import (
+    LOCAL_PLACEHOLDER_KEY,
+    classify_malformed,
+    estimate_tokens,
+    request_kwargs,
+    split_model,
+    to_chat_response,
+)
 
 
 def classify_openai_error(exc: BaseException) -> Failure | None:
@@ -118,26 +47,6 @@ def classify_openai_error(exc: BaseException) -> Failure | None:
             exc.status_code, exc.message, exc.response.headers.get("retry-after")
         )
     return classify_malformed(exc)
-
-
-def classify_malformed(exc: BaseException) -> Failure | None:
-    """A body that is not JSON, or JSON that is not a chat completion; None for anything else."""
-    if isinstance(exc, MalformedReply):
-        return Failure("malformed", str(exc))
-    if isinstance(
-        exc, openai.APIResponseValidationError | json.JSONDecodeError | pydantic.ValidationError
-    ):
-        doc = exc.doc if isinstance(exc, json.JSONDecodeError) else None
-        return Failure("malformed", f"unreadable response body ({type(exc).__name__})", raw=doc)
-    return None
-
-
-def split_model(model: str) -> tuple[str, str]:
-    """('openai/gpt-4o-mini') -> ('gpt-4o-mini', 'OPENAI_API_KEY'): wire name and key variable."""
-    for prefix, env in PREFIX_KEY_ENV.items():
-        if model.startswith(prefix):
-            return model[len(prefix) :], env
-    return model, "OPENAI_API_KEY"
 
 
 def aiohttp_transport(timeout_s: float) -> Any:
@@ -186,9 +95,7 @@ class OpenAIBackend:
             model=model, concurrency=concurrency, rpm=rpm, tpm=tpm, retry=retry, seed=seed
         )
         self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(self._new_client)
-        from agent.llm.litellm_backend import price_per_token  # lazy: litellm is heavy
-
-        self._price = price_per_token(model)
+        self._price = price_per_token(model)  # imports litellm (its cost map) on first use
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, api_base={self.api_base!r})"
@@ -210,10 +117,8 @@ class OpenAIBackend:
         )
 
     def _cost(self, usage: Usage) -> float:
-        if self._price is None:
-            return 0.0
-        per_prompt, per_completion = self._price
-        return usage.prompt_tokens * per_prompt + usage.completion_tokens * per_completion
+        """USD of one call at the model's per-token prices; 0.0 if the cost map lacks it."""
+        return usage_cost(self._price, usage)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
         """One chat call through the concurrency cap, rate limits and retries."""
