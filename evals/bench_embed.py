@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.embed.embedders import Embedder, SentenceTransformerEmbedder, embed_items
+from agent.embed import Embedder, SentenceTransformerEmbedder, embed_items
 from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from agent.config import DEFAULT_EMBEDDING_MODEL
-from agent.embed.embedders import Embedder, embed_items, make_embedder
+from agent.embed import Embedder, embed_items, make_embedder
 from agent.errors import InputError, StoreError
 from agent.store.sqlite import DB_FILE, Store
 from agent.types import Item, LabelSet, text_hash

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.errors import ConfigError, PoolExhaustedError
-from agent.learn import strategies
+from agent.learn import scoring
 from agent.learn.strategies import STRATEGIES, get_strategy
 from agent.types import Selection
 
@@ -104,7 +104,7 @@ def test_block_size_does_not_change_the_selection(
 ) -> None:
     embeddings, probs, ctx = medium
     whole = run(name, embeddings, probs, candidates, 5, 3, **ctx)
-    monkeypatch.setattr(strategies, "_BATCH", 7)
+    monkeypatch.setattr(scoring, "_BATCH", 7)
     blocked = run(name, embeddings, probs, candidates, 5, 3, **ctx)
     np.testing.assert_array_equal(whole.indices, blocked.indices)
     np.testing.assert_allclose(whole.scores, blocked.scores, rtol=1e-5)

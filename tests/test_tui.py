@@ -18,7 +18,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static
 
 from agent.config import ProjectConfig
-from agent.embed.embedders import HashingEmbedder
+from agent.embed import HashingEmbedder
 from agent.store.sqlite import Store
 from agent.tui.app import ReviewApp
 from agent.tui.lines import LinesView, TextPager

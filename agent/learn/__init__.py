@@ -1,3 +1,4 @@
-"""Learning on arrays, no store: the classifier committee, the query strategies with their
-registry, the few-shot example index and the k-means cells of the pool.
+"""Learning on arrays, no store: the classifier committee, the query strategies (their
+contract, row scores and combinators, diversity strategies, registry), the few-shot example
+index and the k-means cells of the pool.
 """
