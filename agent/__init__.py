@@ -7,8 +7,8 @@ ask it what is worth a look, give it answers, and run the batch job. Names load 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+import typing as _typing
+from importlib import import_module as _import_module
 
 _HOMES = {
     "LLMConfig": "agent.config",
@@ -26,7 +26,7 @@ _HOMES = {
     "JobReport": "agent.loop.job",
     "run_job": "agent.loop.job",
     "LabelingSession": "agent.loop.session",
-    "Oracle": "agent.loop.session",
+    "Oracle": "agent.loop.job",
     "Store": "agent.store.sqlite",
     "Item": "agent.types",
     "LabelDecision": "agent.types",
@@ -58,7 +58,7 @@ __all__ = [
     "run_job",
 ]
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from agent.config import LLMConfig, ProjectConfig, RoutingConfig
     from agent.errors import (
         BudgetExceededError,
@@ -70,15 +70,15 @@ if TYPE_CHECKING:
         PoolExhaustedError,
         StoreError,
     )
-    from agent.loop.job import JobLimits, JobReport, run_job
-    from agent.loop.session import LabelingSession, Oracle
+    from agent.loop.job import JobLimits, JobReport, Oracle, run_job
+    from agent.loop.session import LabelingSession
     from agent.store.sqlite import Store
     from agent.types import Item, LabelDecision, LabelSet, Selection
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     if name not in _HOMES:
         raise AttributeError(f"module 'agent' has no attribute {name!r}")
-    value = getattr(import_module(_HOMES[name]), name)
+    value = getattr(_import_module(_HOMES[name]), name)
     globals()[name] = value
     return value

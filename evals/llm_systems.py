@@ -28,7 +28,7 @@ from agent.config import LLMConfig
 from agent.errors import ConfigError
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import ReplayLLM, SimulatedLLM, make_annotator
-from agent.routing.bounds import Stratum, estimate_accuracy
+from agent.routing.accuracy import Stratum, estimate_accuracy
 from agent.types import Item, text_hash
 from evals.metrics import Point, corpus_labels
 from evals.sim import SimContext, SystemRun, fit_classifier, human_answers, measure

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from agent.app.kappa import NO_LABEL, agreement_summary, cohen_kappa, overlap_pairs
+from agent.app.kappa import NONE_FITS, agreement_summary, cohen_kappa, overlap_pairs
 from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, LabelSet, Source
 
@@ -41,7 +41,7 @@ def test_overlap_pairs_uses_latest_label_of_first_two_operators() -> None:
         {"item_key": 3, "actor": "bob", "label": None},
         {"item_key": 3, "actor": "alice", "label": None},
     ]
-    assert overlap_pairs(rows) == [("y", "y"), (NO_LABEL, NO_LABEL)]
+    assert overlap_pairs(rows) == [("y", "y"), (NONE_FITS, NONE_FITS)]
 
 
 def test_summary_reads_human_labels_from_store(tmp_path: Path) -> None:

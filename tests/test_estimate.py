@@ -6,19 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from agent.routing.accuracy import AccuracyEstimate, Combine, Stratum, estimate_accuracy
 from agent.routing.bounds import (
-    AccuracyEstimate,
-    Combine,
     Method,
-    Stratum,
     clopper_pearson_interval,
-    estimate_accuracy,
-    fit_classifier_threshold,
     fixed_sequence_pass,
     lower_bound,
     proportion_interval,
     wilson_interval,
 )
+from agent.routing.thresholds import fit_classifier_threshold
 
 # Published 95 % two-sided values (e.g. Newcombe 1998, table I; any CP table).
 WILSON_95 = [((5, 10), (0.2366, 0.7634)), ((0, 10), (0.0, 0.2775)), ((10, 10), (0.7225, 1.0)),

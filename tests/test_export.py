@@ -13,7 +13,7 @@ import pytest
 from agent.app.export import COLUMNS, export
 from agent.config import RoutingConfig
 from agent.errors import InputError
-from agent.loop.final import estimate_from_store
+from agent.routing.accuracy import estimate_from_store
 from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, LabelSet, Source
 

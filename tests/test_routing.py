@@ -8,19 +8,10 @@ import numpy as np
 import pytest
 
 from agent.config import RoutingConfig
-from agent.routing.route import (
-    REASONS,
-    Evidence,
-    Route,
-    RoutingResult,
-    Thresholds,
-    Votes,
-    best_label,
-    fit_thresholds,
-    review_priority,
-    route,
-    unlabelled_in_cell,
-)
+from agent.routing.priority import review_priority, unlabelled_in_cell
+from agent.routing.route import REASONS, Route, RoutingResult, route
+from agent.routing.thresholds import Evidence, Thresholds, fit_thresholds
+from agent.routing.votes import Votes, best_label
 
 NAN = float("nan")
 SURE, UNSURE = [0.9, 0.05, 0.05], [0.6, 0.2, 0.2]

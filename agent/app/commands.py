@@ -19,8 +19,8 @@ from agent.app.status import project_status
 from agent.config import ProjectConfig
 from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
-from agent.loop.job import JobLimits, JobReport, run_job
-from agent.loop.session import LabelingSession, Oracle
+from agent.loop.job import JobLimits, JobReport, Oracle, run_job
+from agent.loop.session import LabelingSession
 from agent.routing.sources import current_labels
 from agent.types import Item, QueueEntry
 

@@ -16,8 +16,8 @@ from typing import Any
 from agent.config import RoutingConfig
 from agent.errors import InputError
 from agent.routing.sources import counts_by_source, current_labels
-from agent.store.sqlite import Store
-from agent.types import CurrentLabel
+from agent.store.protocol import ProjectStore
+from agent.types import CurrentLabel, Source
 
 COLUMNS = [
     "id",
@@ -39,7 +39,7 @@ WRITERS = (".csv", ".jsonl", ".parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export(store: Store, out: Path) -> dict[str, Any]:
+def export(store: ProjectStore, out: Path) -> dict[str, Any]:
     """Write the corpus to `out` (format by extension) and return the summary written beside it."""
     suffix = out.suffix.lower()
     if suffix not in WRITERS:
@@ -65,9 +65,9 @@ def export(store: Store, out: Path) -> dict[str, Any]:
     return summary
 
 
-def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
+def export_summary(store: ProjectStore, routing: RoutingConfig | None = None) -> dict[str, Any]:
     """Counts and the accuracy estimate, recomputed from the evidence as `status` does."""
-    from agent.loop.final import estimate_from_store
+    from agent.routing.accuracy import estimate_from_store
 
     labelled = counts_by_source(store)
     estimate = estimate_from_store(store, routing or RoutingConfig())
@@ -80,11 +80,11 @@ def export_summary(store: Store, routing: RoutingConfig | None = None) -> dict[s
     }
 
 
-def export_records(store: Store) -> Iterator[dict[str, Any]]:
+def export_records(store: ProjectStore) -> Iterator[dict[str, Any]]:
     """One dict per item in input order; unlabelled items carry an empty label and, where the
     machines have one, a suggested label (what the accuracy estimate counts for them)."""
     current = current_labels(store)
-    llm_votes = _latest_llm_votes(store)
+    llm_votes = store.latest_votes(Source.LLM.value)
     suggested = store.suggested_labels()
     for batch in store.iter_items():
         for item in batch:
@@ -120,10 +120,6 @@ def _record(
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
-
-
-def _latest_llm_votes(store: Store) -> dict[int, dict[str, Any]]:
-    return {row["item_key"]: row for row in store.annotations(source="llm", kind="vote")}
 
 
 def _safe_cell(value: Any) -> Any:

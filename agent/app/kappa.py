@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-NO_LABEL = "<none>"  # "ambiguous / none fits" is a category of its own for agreement
+NONE_FITS = "<none>"  # "ambiguous / none fits" is a category of its own for agreement
 
 
 class HumanLabels(Protocol):
@@ -43,13 +43,13 @@ def overlap_pairs(rows: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """(label of the first operator, label of the second) for each item two operators labelled.
 
     Rows are human label annotations, oldest first. An operator's latest label of an item counts;
-    the two operators who first labelled the item form its pair; None becomes NO_LABEL.
+    the two operators who first labelled the item form its pair; None becomes NONE_FITS.
     """
     by_item: dict[int, dict[str, str]] = {}
     for row in rows:
         labels = by_item.setdefault(int(row["item_key"]), {})
         actor = str(row["actor"])
-        label = NO_LABEL if row["label"] is None else str(row["label"])
+        label = NONE_FITS if row["label"] is None else str(row["label"])
         labels[actor] = label  # a later decision replaces the earlier; first-seen order stays
     pairs: list[tuple[str, str]] = []
     for key in sorted(by_item):

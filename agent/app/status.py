@@ -6,12 +6,12 @@ from typing import Any
 
 from agent.app.kappa import agreement_summary
 from agent.config import RoutingConfig
-from agent.loop.final import estimate_from_store
+from agent.routing.accuracy import estimate_from_store
 from agent.routing.sources import counts_by_source
-from agent.store.sqlite import Store
+from agent.store.protocol import ProjectStore
 
 
-def project_status(store: Store, routing: RoutingConfig | None = None) -> dict[str, Any]:
+def project_status(store: ProjectStore, routing: RoutingConfig | None = None) -> dict[str, Any]:
     """Counts, queue, LLM spend and the accuracy estimate, recomputed from the evidence now."""
     estimate = estimate_from_store(store, routing or RoutingConfig())
     by_source = counts_by_source(store)

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import BudgetExceededError
-from agent.loop.final import final_audit, final_audit_size, final_pass, store_estimate
+from agent.loop.final import final_audit, final_pass
+from agent.loop.record import HumanLabel, record_human_labels
 from agent.loop.rounds import RoundStats, refresh_queue, run_round
-from agent.types import Annotation, Kind, Source
+from agent.loop.state import LoopState
+from agent.routing.accuracy import final_audit_size, store_estimate
+from agent.types import Item, Kind, QueueEntry, Source
 
 if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller
-    from agent.loop.session import LabelingSession, Oracle
+
+# An oracle answers a review item with a label name, or None for "ambiguous / none fits".
+Oracle = Callable[[Item, QueueEntry], "str | None"]
 
 
 @dataclass(frozen=True)
@@ -47,16 +52,16 @@ class JobReport:
 Progress = Callable[[str, dict[str, Any]], None]
 
 
-def human_label_count(session: LabelingSession) -> int:
-    return session.store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)
+def human_label_count(state: LoopState) -> int:
+    return state.store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)
 
 
-def paid_llm_calls(session: LabelingSession) -> int:
-    return int(session.store.cache_totals()["calls"])
+def paid_llm_calls(state: LoopState) -> int:
+    return int(state.store.cache_totals()["calls"])
 
 
 def run_job(
-    session: LabelingSession,
+    state: LoopState,
     limits: JobLimits,
     labeller: Labeller | None = None,
     oracle: Oracle | None = None,
@@ -64,28 +69,28 @@ def run_job(
 ) -> JobReport:
     """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass."""
     report, notify = JobReport(), on_event or (lambda _kind, _data: None)
-    session.reload_labels()
-    while not (reason := _stop_reason(session, limits, report, labeller, oracle)):
-        round_no = session.store.start_round()
+    state.reload_labels()
+    while not (reason := _stop_reason(state, limits, report, labeller, oracle)):
+        round_no = state.store.start_round()
         try:
-            stats = run_round(session, round_no, labeller, _round_size(session, limits))
+            stats = run_round(state, round_no, labeller, _round_size(state, limits))
         except BudgetExceededError as exc:
             report.stop_reason = f"LLM budget reached ({exc})"
             break
         if oracle is not None:
-            answer_queue(session, oracle, _round_room(session, limits), round_no)
-        _learn(session, round_no, stats)
+            answer_queue(state, oracle, _round_room(state, limits), round_no)
+        _learn(state, round_no, stats)
         report.rounds.append(stats)
         notify("round", stats.to_json())
     report.stop_reason = report.stop_reason or reason or "nothing left to select"
-    _finish(session, limits, oracle, notify)
-    report.human_labels = human_label_count(session)
-    report.llm_calls = paid_llm_calls(session)
+    _finish(state, limits, oracle, notify)
+    report.human_labels = human_label_count(state)
+    report.llm_calls = paid_llm_calls(state)
     return report
 
 
 def _stop_reason(
-    session: LabelingSession,
+    state: LoopState,
     limits: JobLimits,
     report: JobReport,
     labeller: Labeller | None,
@@ -93,118 +98,111 @@ def _stop_reason(
 ) -> str:
     if limits.rounds is not None and len(report.rounds) >= limits.rounds:
         return f"{limits.rounds} rounds done"
-    llm_spent = limits.llm_budget is not None and paid_llm_calls(session) >= limits.llm_budget
+    llm_spent = limits.llm_budget is not None and paid_llm_calls(state) >= limits.llm_budget
     if labeller is not None and llm_spent:
         return f"LLM budget of {limits.llm_budget} calls reached"
-    human_spent = _human_room(session, limits, _audit_reserve(session, limits)) == 0
+    human_spent = _human_room(state, limits, _audit_reserve(state, limits)) == 0
     if human_spent and labeller is None:  # with an LLM, rounds still auto-accept what agrees
         return f"human budget of {limits.human_budget} labels reached"
-    estimate = session.store.get_meta("estimated_accuracy")
+    estimate = state.store.get_meta("estimated_accuracy")
     if (
         limits.target_accuracy is not None
         and estimate
         and estimate["value"] >= limits.target_accuracy
     ):
         return f"estimated accuracy {estimate['value']:.3f} reached the target"
-    if session.candidates().size == 0 and not _answerable(session, limits, oracle):
+    if state.candidates().size == 0 and not _answerable(state, limits, oracle):
         return "every item is labelled or waiting for review"
     return ""
 
 
-def _answerable(session: LabelingSession, limits: JobLimits, oracle: Oracle | None) -> bool:
+def _answerable(state: LoopState, limits: JobLimits, oracle: Oracle | None) -> bool:
     """Whether rounds with nothing to select still help: an oracle can answer the queue,
     and each answer retrains the classifier and re-ranks what is left."""
     return (
-        oracle is not None and _round_room(session, limits) != 0 and session.store.queue_size() > 0
+        oracle is not None and _round_room(state, limits) != 0 and state.store.queue_size() > 0
     )
 
 
-def _round_room(session: LabelingSession, limits: JobLimits) -> int | None:
+def _round_room(state: LoopState, limits: JobLimits) -> int | None:
     """Human answers this round may take: the rounds' share of the budget, per-round cap."""
-    room = _human_room(session, limits, _audit_reserve(session, limits))
+    room = _human_room(state, limits, _audit_reserve(state, limits))
     if limits.human_per_round is None:
         return room
     return limits.human_per_round if room is None else min(room, limits.human_per_round)
 
 
-def _round_size(session: LabelingSession, limits: JobLimits) -> int:
-    if limits.llm_budget is None or session.backend is None:
+def _round_size(state: LoopState, limits: JobLimits) -> int:
+    if limits.llm_budget is None or state.backend is None:
         return limits.batch_size
-    return max(1, min(limits.batch_size, limits.llm_budget - paid_llm_calls(session)))
+    return max(1, min(limits.batch_size, limits.llm_budget - paid_llm_calls(state)))
 
 
-def _audit_reserve(session: LabelingSession, limits: JobLimits) -> int:
+def _audit_reserve(state: LoopState, limits: JobLimits) -> int:
     """Human labels kept back from the rounds for the final audit."""
     if limits.human_budget is None:
         return 0
-    size = final_audit_size(limits.human_budget, len(session.pool), session.config.routing)
+    size = final_audit_size(limits.human_budget, len(state.pool), state.config.routing)
     return min(size, limits.human_budget // 2)
 
 
-def _human_room(session: LabelingSession, limits: JobLimits, reserve: int = 0) -> int | None:
+def _human_room(state: LoopState, limits: JobLimits, reserve: int = 0) -> int | None:
     if limits.human_budget is None:
         return None
-    return max(0, limits.human_budget - reserve - human_label_count(session))
+    return max(0, limits.human_budget - reserve - human_label_count(state))
 
 
 def answer_queue(
-    session: LabelingSession,
+    state: LoopState,
     oracle: Oracle,
     limit: int | None,
     round_no: int,
     actor: str = "oracle",
 ) -> int:
-    """Let a programmatic human answer the queue, most valuable first, up to `limit` items."""
+    """Let a programmatic human answer the queue, most valuable first, up to `limit` items.
+
+    The pool's labels are stale afterwards: the caller reloads them once (`_learn`)."""
     answered = 0
     while limit is None or answered < limit:
-        entries = session.store.lease(actor, n=min(64, (limit or 64) - answered), lease_seconds=60)
+        entries = state.store.lease(actor, n=min(64, (limit or 64) - answered), lease_seconds=60)
         if not entries:
             break
-        items = session.store.items([e.item_key for e in entries])
+        items = state.store.items([e.item_key for e in entries])
         for entry, item in zip(entries, items):
-            label = oracle(item, entry)
-            session.store.add_annotations(
-                [
-                    Annotation(
-                        item.key,
-                        label,
-                        Source.HUMAN,
-                        Kind.LABEL,
-                        actor=actor,
-                        round=round_no,
-                        meta={"reason": entry.reason, "suggested": entry.suggestion.get("best")},
-                    )
-                ]
+            answer = HumanLabel(
+                item.key,
+                oracle(item, entry),
+                round_no,
+                meta={"reason": entry.reason, "suggested": entry.suggestion.get("best")},
             )
-            session.store.complete(item.key, actor)
+            record_human_labels(state.store, [answer], actor)
         answered += len(entries)
-    session.reload_labels()
     return answered
 
 
-def _learn(session: LabelingSession, round_no: int, stats: RoundStats) -> None:
+def _learn(state: LoopState, round_no: int, stats: RoundStats) -> None:
     """Retrain on the new human labels and store a fresh estimate; close the round."""
-    session.reload_labels()
-    session.retrain()
+    state.reload_labels()
+    state.retrain()
     if stats.selected == 0:  # a round of answers only: re-rank the queue with the new model
-        refresh_queue(session)
-    store_estimate(session.store, session.config.routing)
-    session.store.finish_round(round_no, stats.to_json())
+        refresh_queue(state)
+    store_estimate(state.store, state.config.routing)
+    state.store.finish_round(round_no, stats.to_json())
 
 
 def _finish(
-    session: LabelingSession, limits: JobLimits, oracle: Oracle | None, notify: Progress
+    state: LoopState, limits: JobLimits, oracle: Oracle | None, notify: Progress
 ) -> None:
     """The classifier labels what it is sure of; a uniform audit then measures the corpus."""
-    round_no = session.store.start_round()
-    summary = final_pass(session, round_no)
-    machine = int((~session.pool.human_mask).sum())
-    size = final_audit_size(limits.human_budget, machine, session.config.routing)
-    room = _human_room(session, limits)
-    summary["audit"] = final_audit(session, round_no, size if room is None else min(size, room))
+    round_no = state.store.start_round()
+    summary = final_pass(state, round_no)
+    machine = int((~state.pool.human_mask).sum())
+    size = final_audit_size(limits.human_budget, machine, state.config.routing)
+    room = _human_room(state, limits)
+    summary["audit"] = final_audit(state, round_no, size if room is None else min(size, room))
     if oracle is not None:
-        answer_queue(session, oracle, _human_room(session, limits), round_no)
-        session.reload_labels()
-    estimate = store_estimate(session.store, session.config.routing)
-    session.store.finish_round(round_no, {"final_pass": summary})
+        answer_queue(state, oracle, _human_room(state, limits), round_no)
+        state.reload_labels()
+    estimate = store_estimate(state.store, state.config.routing)
+    state.store.finish_round(round_no, {"final_pass": summary})
     notify("final", summary | {"estimate": estimate})

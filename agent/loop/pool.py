@@ -12,10 +12,8 @@ import numpy as np
 
 from agent.embed import Embedder, embed_items
 from agent.routing.sources import HUMAN_SOURCES, current_labels
-from agent.store.sqlite import Store
-from agent.types import Item, LabelSet
-
-NO_LABEL = -1
+from agent.store.protocol import ProjectStore
+from agent.types import NO_LABEL, Item, LabelSet
 
 
 @dataclass
@@ -55,7 +53,7 @@ class Pool:
     def unlabelled_mask(self) -> np.ndarray:
         return self.labels == NO_LABEL
 
-    def refresh(self, store: Store, label_set: LabelSet) -> None:
+    def refresh(self, store: ProjectStore, label_set: LabelSet) -> None:
         """Re-read current labels and the queue from the store (cheap: no embedding)."""
         self.labels[:] = NO_LABEL
         self.sources[:] = ""
@@ -80,7 +78,7 @@ def label_texts(label_set: LabelSet) -> list[str]:
     return out
 
 
-def build_pool(store: Store, embedder: Embedder, batch_size: int, progress: bool) -> Pool:
+def build_pool(store: ProjectStore, embedder: Embedder, batch_size: int, progress: bool) -> Pool:
     """Load every item, embed what is not cached yet, embed the label descriptions."""
     items = store.items()
     vectors = embed_items(items, embedder, store, batch_size=batch_size, progress=progress)

@@ -8,34 +8,24 @@ replies come back from the cache for free.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent.loop.entries import llm_view, queue_entries
+from agent.loop.state import LoopState
 from agent.routing.evidence import collect_verdicts
-from agent.routing.route import (
-    REASONS,
-    Evidence,
-    Route,
-    RoutingResult,
-    Thresholds,
-    Votes,
-    best_label,
-    fit_thresholds,
-    review_priority,
-    route,
-)
-from agent.types import Annotation, Item, Kind, LabelDecision, QueueEntry, Source
+from agent.routing.priority import AUDIT_BONUS, DENSITY_POWER, review_priority
+from agent.routing.route import REASONS, Route, RoutingResult, route
+from agent.routing.thresholds import Evidence, Thresholds, fit_thresholds
+from agent.routing.votes import best_label
+from agent.types import NO_LABEL, Annotation, Item, Kind, LabelDecision, Source
 
 if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller
-    from agent.loop.session import LabelingSession
 
-NO_VOTE = -1
-# How much an answer's reach (similar unlabelled items) counts against P(wrong) when ordering
-# the queue; small, because on trec 0.1 and 0.0 reached the target with 500 labels, 0.5 with 540.
-DENSITY_POWER = 0.1
 REFRESH_CHUNK = 500  # queue rows per transaction when re-scoring the queue
 
 
@@ -56,34 +46,27 @@ class RoundStats:
         return dict(self.__dict__)
 
 
-def current_thresholds(session: LabelingSession) -> Thresholds:
+def current_thresholds(state: LoopState) -> Thresholds:
     """Thresholds fitted from every audit answered so far (none: accept nothing yet)."""
-    verdicts = collect_verdicts(session.store, session.label_set)
-    candidates = verdicts.where((verdicts.llm >= 0) & (verdicts.llm == verdicts.model))
-    evidence = Evidence(
-        np.nan_to_num(candidates.llm_conf, nan=-1.0),
-        candidates.model_conf,
-        candidates.llm == candidates.human,
-        candidates.reason == "audit",
-    )
-    return fit_thresholds(evidence, session.config.routing)
+    verdicts = collect_verdicts(state.store, state.label_set)
+    return fit_thresholds(Evidence.from_verdicts(verdicts), state.config.routing)
 
 
 def run_round(
-    session: LabelingSession, round_no: int, labeller: Labeller | None, n: int
+    state: LoopState, round_no: int, labeller: Labeller | None, n: int
 ) -> RoundStats:
     """Select n candidates, get the LLM's view (if any), route them, persist everything."""
     stats = RoundStats(round_no)
-    positions = session.select_positions(n)
+    positions = state.select_positions(n)
     if positions.size == 0:
         return stats
-    items = [session.pool.items[i] for i in positions]
-    decisions = _prelabel(session, labeller, items, positions, round_no)
-    llm_label, llm_conf = _vote_arrays(session, decisions, len(items))
-    thresholds = current_thresholds(session)
-    result = _route(session, positions, llm_label, llm_conf, thresholds, round_no)
-    _record_model_votes(session, items, positions, result, round_no)
-    _apply(session, items, positions, result, decisions, round_no, labeller)
+    items = [state.pool.items[i] for i in positions]
+    decisions = _prelabel(state, labeller, items, positions, round_no)
+    llm_label, llm_conf = _vote_arrays(state, decisions, len(items))
+    thresholds = current_thresholds(state)
+    result = _route(state, positions, llm_label, llm_conf, thresholds, round_no)
+    _record_model_votes(state, items, positions, result, round_no)
+    _apply(state, items, positions, result, decisions, round_no, labeller)
     stats.selected = len(items)
     stats.llm_calls = 0 if decisions is None else sum(not d.cached for d in decisions)
     stats.auto_accepted = int(np.sum(result.route == Route.AUTO_ACCEPT))
@@ -96,7 +79,7 @@ def run_round(
 
 
 def _prelabel(
-    session: LabelingSession,
+    state: LoopState,
     labeller: Labeller | None,
     items: list[Item],
     positions: np.ndarray,
@@ -109,71 +92,52 @@ def _prelabel(
     """
     if labeller is None:
         return None
-    earlier = _earlier_votes(session, items)
+    earlier = _earlier_votes(state, items)
     fresh = [j for j, item in enumerate(items) if item.key not in earlier]
     asked = (
         labeller.label_items_sync(
-            [items[j] for j in fresh], session.few_shot_examples(positions[fresh])
+            [items[j] for j in fresh], state.few_shot_examples(positions[fresh])
         )
         if fresh
         else []
     )
-    session.store.add_annotations([_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)])
+    state.store.add_annotations([_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)])
     answers = dict(zip(fresh, asked))
     return [answers[j] if j in answers else earlier[item.key] for j, item in enumerate(items)]
 
 
-def _earlier_votes(session: LabelingSession, items: list[Item]) -> dict[int, LabelDecision]:
+def _earlier_votes(state: LoopState, items: list[Item]) -> dict[int, LabelDecision]:
     """Stored LLM votes on these items, as decisions (marked cached: nothing is paid)."""
-    wanted = {item.key for item in items}
-    latest = {  # one read for the whole batch; rows come oldest first, so the newest wins
-        row["item_key"]: row
-        for row in session.store.annotations(source="llm", kind="vote")
-        if row["item_key"] in wanted
-    }
-    found: dict[int, LabelDecision] = {}
-    for key, row in latest.items():
-        meta = json.loads(row["meta"] or "{}")
-        found[key] = LabelDecision(
-            row["label"],
-            float(row["confidence"] or 0.0),
-            row["rationale"],
-            meta.get("confidence_method", "stated"),
-            cached=True,
-            prompt_hash=row["prompt_hash"],
-            model=row["actor"],
-        )
-    return found
+    latest = state.store.latest_votes(Source.LLM.value, [item.key for item in items])
+    return {key: vote_decision(row) for key, row in latest.items()}
+
+
+def vote_decision(row: dict[str, Any]) -> LabelDecision:
+    """A stored LLM vote as the decision it recorded (cached: replaying it costs nothing)."""
+    meta = json.loads(row["meta"] or "{}")
+    return LabelDecision(
+        row["label"],
+        float(row["confidence"] or 0.0),
+        row["rationale"],
+        meta.get("confidence_method", "stated"),
+        cached=True,
+        prompt_hash=row["prompt_hash"],
+        model=row["actor"],
+    )
 
 
 def _vote_arrays(
-    session: LabelingSession, decisions: list[LabelDecision] | None, n: int
+    state: LoopState, decisions: Sequence[LabelDecision | None] | None, n: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """LLM label index (n,) (NO_VOTE = abstain or no LLM) and confidence (n,) (NaN = none)."""
-    if decisions is None:
-        return np.full(n, NO_VOTE, dtype=np.int64), np.full(n, np.nan)
-    labels = np.array(
-        [
-            session.label_set.index(d.label)
-            if d.label is not None and d.label in session.label_set
-            else NO_VOTE
-            for d in decisions
-        ],
-        dtype=np.int64,
-    )
-    conf = np.array([d.confidence if d.label is not None else np.nan for d in decisions])
+    """LLM label index (n,) (NO_LABEL = abstain or no LLM) and confidence (n,) (NaN = none)."""
+    labels, conf = np.full(n, NO_LABEL, dtype=np.int64), np.full(n, np.nan)
+    for j, d in enumerate(decisions or []):
+        if d is None or d.label is None:
+            continue
+        conf[j] = d.confidence
+        if d.label in state.label_set:
+            labels[j] = state.label_set.index(d.label)
     return labels, conf
-
-
-def _llm_view(d: LabelDecision | None) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    return {
-        "label": d.label,
-        "confidence": round(d.confidence, 4),
-        "rationale": d.rationale,
-        "method": d.confidence_method,
-    }
 
 
 def _llm_vote(item: Item, d: LabelDecision, round_no: int) -> Annotation:
@@ -192,22 +156,16 @@ def _llm_vote(item: Item, d: LabelDecision, round_no: int) -> Annotation:
 
 
 def _route(
-    session: LabelingSession,
+    state: LoopState,
     positions: np.ndarray,
     llm_label: np.ndarray,
     llm_conf: np.ndarray,
     thresholds: Thresholds,
     round_no: int,
 ) -> RoutingResult:
-    scores = session.scores
-    probs, members = scores.probs[positions], scores.members[:, positions]
-    zeroshot = scores.zeroshot[positions]
-    if session.labeller_mode == "none":
-        votes = Votes.from_zeroshot(zeroshot, probs, members)
-    else:
-        votes = Votes.from_llm(llm_label, llm_conf, probs, members, zeroshot)
-    rng = np.random.default_rng([session.config.seed, round_no, 7])
-    routing = session.config.routing
+    votes = state.votes(positions, llm_label, llm_conf, members=True)
+    rng = np.random.default_rng([state.config.seed, round_no, 7])
+    routing = state.config.routing
     return route(
         votes,
         thresholds,
@@ -219,16 +177,16 @@ def _route(
 
 
 def _record_model_votes(
-    session: LabelingSession,
+    state: LoopState,
     items: list[Item],
     positions: np.ndarray,
     result: RoutingResult,
     round_no: int,
 ) -> None:
     """The classifier's vote on each routed item, with the routing facts the estimate needs."""
-    probs = session.scores.probs[positions]
-    names, reasons = session.label_set.names, result.reason_names()
-    session.store.add_annotations(
+    probs = state.scores.probs[positions]
+    names, reasons = state.label_set.names, result.reason_names()
+    state.store.add_annotations(
         [
             Annotation(
                 item.key,
@@ -252,7 +210,7 @@ def _record_model_votes(
 
 
 def _apply(
-    session: LabelingSession,
+    state: LoopState,
     items: list[Item],
     positions: np.ndarray,
     result: RoutingResult,
@@ -263,11 +221,11 @@ def _apply(
     """Auto-accepted items get their label; the rest join the review queue by value."""
     accept = np.flatnonzero(result.route == Route.AUTO_ACCEPT)
     source = Source.LLM if labeller is not None else Source.MODEL
-    session.store.add_annotations(
+    state.store.add_annotations(
         [
             Annotation(
                 items[j].key,
-                session.label_set.names[int(result.label[j])],
+                state.label_set.names[int(result.label[j])],
                 source,
                 Kind.LABEL,
                 actor="auto-accept",
@@ -280,82 +238,64 @@ def _apply(
         ]
     )
     review = np.flatnonzero(result.route != Route.AUTO_ACCEPT)
-    priority = _priority(session, positions[review], result.p_wrong[review])
-    priority[result.route[review] == Route.AUDIT] += 10.0  # audits first: unbiased evidence
-    entries = [
-        QueueEntry(
-            items[j].key,
-            str(result.reason_names()[j]),
-            float(p),
-            round_no,
-            session.suggestion(
-                positions[j],
-                _llm_view(decisions[j] if decisions else None),
-                int(result.label[j]),
-                float(result.p_wrong[j]),
-            ),
-            _reviews_needed(session, items[j]),
-        )
-        for j, p in zip(review, priority)
-    ]
-    session.store.enqueue(entries)
-    session.reload_labels()
+    priority = _priority(state, positions[review], result.p_wrong[review])
+    priority[result.route[review] == Route.AUDIT] += AUDIT_BONUS
+    views = [llm_view(decisions[j] if decisions else None) for j in review]
+    entries = queue_entries(
+        state,
+        positions[review],
+        [str(r) for r in result.reason_names()[review]],
+        priority,
+        result.label[review],
+        result.p_wrong[review],
+        round_no,
+        views,
+        [_reviews_needed(state, items[j]) for j in review],
+    )
+    state.store.enqueue(entries)  # the pool's labels are reloaded once, when the round closes
 
 
-def _priority(session: LabelingSession, positions: np.ndarray, p_wrong: np.ndarray) -> np.ndarray:
+def _priority(state: LoopState, positions: np.ndarray, p_wrong: np.ndarray) -> np.ndarray:
     return review_priority(
-        p_wrong, session.similar_unlabelled(positions), density_power=DENSITY_POWER
+        p_wrong, state.similar_unlabelled(positions), density_power=DENSITY_POWER
     )
 
 
-def _reviews_needed(session: LabelingSession, item: Item) -> int:
+def _reviews_needed(state: LoopState, item: Item) -> int:
     """Overlap items (a seeded share) are shown to two operators, for agreement statistics."""
-    rate = session.config.overlap_rate
+    rate = state.config.overlap_rate
     if rate <= 0:
         return 1
-    draw = np.random.default_rng([session.config.seed, item.key, 11]).random()
+    draw = np.random.default_rng([state.config.seed, item.key, 11]).random()
     return 2 if draw < rate else 1
 
 
-def refresh_queue(session: LabelingSession) -> int:
+def refresh_queue(state: LoopState) -> int:
     """Re-score pending review items with the current classifier: new suggestions, priorities."""
-    pending = session.store.pending()
+    pending = state.store.pending()
     if not pending:
         return 0
-    positions = session.pool.positions([e.item_key for e in pending])
-    llm = [e.suggestion.get("llm") for e in pending]
-    names = session.label_set
-    llm_label = np.array(
-        [names.index(v["label"]) if v and v.get("label") in names else NO_VOTE for v in llm],
-        dtype=np.int64,
+    keys = [e.item_key for e in pending]
+    positions = state.pool.positions(keys)
+    latest = state.store.latest_votes(Source.LLM.value, keys)
+    decisions = [vote_decision(latest[k]) if k in latest else None for k in keys]
+    llm_label, llm_conf = _vote_arrays(state, decisions, len(keys))
+    best, p_wrong = best_label(state.votes(positions, llm_label, llm_conf))
+    priority = _priority(state, positions, p_wrong)
+    priority[np.array([e.reason == "audit" for e in pending])] += AUDIT_BONUS
+    entries = queue_entries(
+        state,
+        positions,
+        [e.reason for e in pending],
+        priority,
+        best,
+        p_wrong,
+        [e.round for e in pending],
+        [llm_view(d) for d in decisions],
+        [e.reviews_needed for e in pending],
     )
-    llm_conf = np.array(
-        [v["confidence"] if v and v.get("label") in names else np.nan for v in llm], dtype=float
-    )
-    scores = session.scores
-    votes = (
-        Votes.from_zeroshot(scores.zeroshot[positions], scores.probs[positions])
-        if session.labeller_mode == "none"
-        else Votes.from_llm(
-            llm_label, llm_conf, scores.probs[positions], zeroshot_probs=scores.zeroshot[positions]
-        )
-    )
-    best, p_wrong = best_label(votes)
-    priority = _priority(session, positions, p_wrong)
-    priority[np.array([e.reason == "audit" for e in pending])] += 10.0
-    entries = [
-        QueueEntry(
-            e.item_key,
-            e.reason,
-            float(priority[j]),
-            e.round,
-            session.suggestion(int(positions[j]), llm[j], int(best[j]), float(p_wrong[j])),
-            e.reviews_needed,
-        )
-        for j, e in enumerate(pending)
-    ]
     # Short transactions: an operator's decision never waits behind the whole queue's rewrite.
     return sum(
-        session.store.enqueue(entries[i : i + REFRESH_CHUNK])
+        state.store.enqueue(entries[i : i + REFRESH_CHUNK])
         for i in range(0, len(entries), REFRESH_CHUNK)
     )

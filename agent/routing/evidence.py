@@ -13,10 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.store.sqlite import Store
-from agent.types import LabelSet
-
-ABSENT = -1
+from agent.store.protocol import ProjectStore
+from agent.types import NO_LABEL, LabelSet
 
 
 @dataclass(frozen=True)
@@ -25,9 +23,9 @@ class Verdicts:
 
     item_keys: np.ndarray
     human: np.ndarray  # label index given by the human
-    llm: np.ndarray  # LLM label index, ABSENT if no vote or abstain
+    llm: np.ndarray  # LLM label index, NO_LABEL if no vote or abstain
     llm_conf: np.ndarray  # NaN where no LLM vote
-    model: np.ndarray  # classifier label index, ABSENT if no vote
+    model: np.ndarray  # classifier label index, NO_LABEL if no vote
     model_conf: np.ndarray
     reason: np.ndarray  # object: why the item went to a person ('audit', 'disagree', ...)
     stage: np.ndarray  # object: 'route' (a round), 'final' or 'final_rest' (the final pass)
@@ -40,7 +38,7 @@ class Verdicts:
         return Verdicts(*(getattr(self, f)[mask] for f in self.__dataclass_fields__))
 
 
-def collect_verdicts(store: Store, label_set: LabelSet) -> Verdicts:
+def collect_verdicts(store: ProjectStore, label_set: LabelSet) -> Verdicts:
     """Pair every standing human label with the machines' votes cast before it."""
     votes: dict[tuple[int, str], list[dict[str, Any]]] = {}
     for row in store.annotations(kind="vote"):
@@ -68,7 +66,7 @@ def collect_verdicts(store: Store, label_set: LabelSet) -> Verdicts:
     return _to_arrays(rows)
 
 
-def _latest_human_labels(store: Store) -> list[dict[str, Any]]:
+def _latest_human_labels(store: ProjectStore) -> list[dict[str, Any]]:
     latest: dict[int, dict[str, Any]] = {}
     for row in store.annotations(source="human", kind="label"):
         latest[row["item_key"]] = row
@@ -82,7 +80,7 @@ def _vote_before(rows: list[dict[str, Any]], annotation_id: int) -> dict[str, An
 
 def _label_conf(vote: dict[str, Any] | None, label_set: LabelSet) -> tuple[int, float]:
     if vote is None or vote["label"] is None or vote["label"] not in label_set:
-        return ABSENT, float("nan")
+        return NO_LABEL, float("nan")
     return label_set.index(vote["label"]), float(vote["confidence"] or 0.0)
 
 

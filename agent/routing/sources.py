@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from agent.store.sqlite import Store
+from agent.store.protocol import ProjectStore
 from agent.types import CurrentLabel, Source
 
 # When several final labels exist for an item, the highest rank wins; ties go to the newest.
@@ -23,7 +23,9 @@ SOURCE_RANK = {
 HUMAN_SOURCES = (Source.HUMAN.value, Source.IMPORT.value)
 
 
-def current_labels(store: Store, sources: Iterable[str] | None = None) -> dict[int, CurrentLabel]:
+def current_labels(
+    store: ProjectStore, sources: Iterable[str] | None = None
+) -> dict[int, CurrentLabel]:
     """Item key -> the label it carries now (highest source rank, then newest)."""
     best: dict[int, tuple[tuple[int, float, int], CurrentLabel]] = {}
     for current in store.label_annotations(sources):
@@ -33,7 +35,7 @@ def current_labels(store: Store, sources: Iterable[str] | None = None) -> dict[i
     return {key: value for key, (_, value) in best.items()}
 
 
-def counts_by_source(store: Store) -> dict[str, int]:
+def counts_by_source(store: ProjectStore) -> dict[str, int]:
     """Items carrying a label (not None), per source of that label."""
     counts: dict[str, int] = {}
     for current in current_labels(store).values():

@@ -22,6 +22,7 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from agent.config import ProjectConfig
+from agent.store.protocol import ProjectStore
 from agent.store.sqlite import Store
 from agent.tui.controller import Card, ReviewController, ReviewServices
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog
@@ -53,7 +54,7 @@ class ReviewApp(App[None]):
 
     def __init__(
         self,
-        store: Store,
+        store: ProjectStore,
         config: ProjectConfig,
         operator: str,
         services: ReviewServices | None = None,

@@ -1,10 +1,10 @@
 """The review loop without the UI: lease ahead, record decisions, undo, and pace the operator.
 
-ReviewApp renders what this returns and tests drive it directly. A decision is one appended human
-annotation plus `complete` on the queue. Both go to a background writer (in order, committed
-within milliseconds) so the next card shows without waiting for the disk; quitting waits for
-every write. Cards are leased a few at a time ahead of need, on the same writer thread, so a
-keypress costs no query at all.
+ReviewApp renders what this returns and tests drive it directly. A decision is one human label
+and its queue completion in one transaction (`agent.loop.record`), sent to a background writer
+(in order, committed within milliseconds) so the next card shows without waiting for the disk;
+quitting waits for every write. Cards are leased a few at a time ahead of need, on the same
+writer thread, so a keypress costs no query at all.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ProjectConfig
-from agent.store.sqlite import Store
+from agent.loop.record import HumanLabel, record_human_labels
+from agent.store.protocol import ProjectStore
 from agent.tui.pace import Pace
 from agent.tui.writer import StoreWriter
-from agent.types import Annotation, Item, Kind, LabelSet, QueueEntry, Source
+from agent.types import Item, Kind, LabelSet, QueueEntry, Source
 
 MAX_CANDIDATES = 9  # keys 1-9
 
@@ -129,7 +130,7 @@ class ReviewController:
 
     def __init__(
         self,
-        store: Store,
+        store: ProjectStore,
         config: ProjectConfig,
         operator: str,
         *,
@@ -254,20 +255,16 @@ class ReviewController:
             meta["note"] = card.note
         if flag:
             meta["flag"] = flag
-        annotation = Annotation(
-            card.key, label, Source.HUMAN, Kind.LABEL, actor=self.operator,
-            round=card.entry.round, duration_ms=duration_ms, meta=meta,
-        )
-        decision = Decision(card, label, duration_ms, self._writer.submit(self._save, annotation))
+        answer = HumanLabel(card.key, label, card.entry.round, duration_ms, meta)
+        decision = Decision(card, label, duration_ms, self._writer.submit(self._save, answer))
         self._undo.append(decision)
         self._count(decision, +1)
         self._advance()
         return decision
 
-    def _save(self, annotation: Annotation) -> int:
-        """On the writer thread: append the label, then mark this review done."""
-        [annotation_id] = self.store.add_annotations([annotation])
-        self.store.complete(annotation.item_key, self.operator)
+    def _save(self, answer: HumanLabel) -> int:
+        """On the writer thread: the label and this review done, in one transaction."""
+        [annotation_id] = record_human_labels(self.store, [answer], self.operator)
         return annotation_id
 
     def skip(self) -> Card | None:

@@ -1,0 +1,204 @@
+"""The loop's state over one store: the pool, the committee, its scores, and what they imply.
+
+Rounds, the final pass and the batch job work on a `LoopState`; `LabelingSession` adds the
+library's verbs on top. Everything here is derived from the store and rebuilt on demand, so a
+restarted process picks up where the last one stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.config import ProjectConfig
+from agent.embed import Embedder, make_embedder
+from agent.learn.cells import kmeans_cells
+from agent.learn.committee import Committee, zero_shot_proba
+from agent.learn.fewshot import FewShotIndex
+from agent.learn.strategies import get_strategy
+from agent.llm.protocol import ChatBackend
+from agent.loop.pool import Pool, build_pool
+from agent.routing.priority import unlabelled_in_cell
+from agent.routing.votes import Votes, best_label
+from agent.store.protocol import ProjectStore
+from agent.types import NO_LABEL, LabelSet, Source
+
+
+@dataclass(frozen=True)
+class Scores:
+    """The committee's view of the whole pool: probs (n, C), members (K, n, C), zero-shot (n, C)."""
+
+    probs: np.ndarray
+    members: np.ndarray
+    zeroshot: np.ndarray
+
+
+class LoopState:
+    """Pool, committee and scores of one project, built lazily from its store."""
+
+    def __init__(
+        self,
+        store: ProjectStore,
+        config: ProjectConfig | None = None,
+        embedder: Embedder | None = None,
+        backend: ChatBackend | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.store = store
+        self.config = config or ProjectConfig()
+        self.label_set: LabelSet = store.label_set
+        self.embedder = embedder or make_embedder(self.config.embedding_model)
+        self.backend = backend
+        self.progress = progress
+        self._pool: Pool | None = None
+        self._committee: Committee | None = None
+        self._scores: Scores | None = None
+        self._cells: np.ndarray | None = None
+
+    @property
+    def labeller_mode(self) -> str:
+        """'llm' when an LLM pre-labels, 'none' when the zero-shot member stands in for it."""
+        return "none" if self.backend is None else "llm"
+
+    # ---- pool and committee --------------------------------------------------------------
+    @property
+    def pool(self) -> Pool:
+        """Every item with its vector; built (and embedded, cached) on first use."""
+        if self._pool is None or len(self._pool) != self.store.count_items():
+            self._pool = build_pool(
+                self.store, self.embedder, self.config.embedding_batch_size, self.progress
+            )
+            self._committee = self._scores = None
+        return self._pool
+
+    def reload_labels(self) -> None:
+        """Pick up labels written by others (the TUI, another process) since the last look."""
+        self.pool.refresh(self.store, self.label_set)
+
+    @property
+    def committee(self) -> Committee:
+        if self._committee is None:
+            self.retrain()
+        assert self._committee is not None
+        return self._committee
+
+    def retrain(self) -> Committee:
+        """Fit the committee on human-verified labels (reviews, imported gold) and, unless
+        configured off, on auto-accepted LLM labels (their precision is audited)."""
+        pool = self.pool
+        mask = pool.human_mask
+        if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
+            mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
+        committee = Committee(n_members=self.config.committee_size, random_state=self.config.seed)
+        committee.fit(
+            pool.vectors[mask],
+            pool.labels[mask],
+            len(self.label_set),
+            prior_embeddings=pool.label_vectors,
+        )
+        self._committee, self._scores = committee, None
+        return committee
+
+    @property
+    def scores(self) -> Scores:
+        """Committee probabilities for the whole pool, computed once per fit."""
+        if self._scores is None:
+            committee, vectors = self.committee, self.pool.vectors
+            self._scores = Scores(
+                committee.predict_proba(vectors),
+                committee.member_proba(vectors),
+                zero_shot_proba(vectors, self.pool.label_vectors, committee.temperature),
+            )
+        return self._scores
+
+    # ---- selection -----------------------------------------------------------------------
+    def candidates(self) -> np.ndarray:
+        """Positions of items with no label that are not waiting for (or back from) review."""
+        pool = self.pool
+        return np.flatnonzero(pool.unlabelled_mask & ~pool.queued)
+
+    def select_positions(self, n: int, strategy: str | None = None) -> np.ndarray:
+        """Up to n candidate positions, most worth a look first (the configured strategy)."""
+        pool, cands = self.pool, self.candidates()
+        n = min(n, cands.size)
+        has_labels = bool(pool.human_mask.any())
+        name = strategy or (self.config.strategy if has_labels else "zeroshot")
+        # Seeded by the evidence, not the clock or the round count: a restarted job picks the
+        # same items again, so their LLM replies come back from the cache.
+        rng = np.random.default_rng([self.config.seed, int(pool.human_mask.sum()), n])
+        scores = self.scores
+        selection = get_strategy(name)(
+            scores.probs,
+            pool.vectors,
+            cands,
+            n,
+            rng,
+            member_probs=scores.members,
+            labelled=np.flatnonzero(~pool.unlabelled_mask),
+            label_embeddings=pool.label_vectors,
+        )
+        return np.asarray(selection.indices, dtype=np.int64)
+
+    # ---- votes and best guesses ----------------------------------------------------------
+    def votes(
+        self,
+        positions: np.ndarray,
+        llm_label: np.ndarray,
+        llm_conf: np.ndarray,
+        *,
+        members: bool = False,
+        zeroshot: bool = True,
+    ) -> Votes:
+        """Every opinion on the items at `positions`: the LLM's (or, without an LLM, the
+        zero-shot member's), the classifier's, and optionally its members' (for routing)."""
+        scores = self.scores
+        member_probs = scores.members[:, positions] if members else None
+        if self.labeller_mode == "none":
+            zs, probs = scores.zeroshot[positions], scores.probs[positions]
+            return Votes.from_zeroshot(zs, probs, member_probs)
+        extra = scores.zeroshot[positions] if zeroshot else None
+        return Votes.from_llm(llm_label, llm_conf, scores.probs[positions], member_probs, extra)
+
+    def llm_votes(self, keys: list[int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The newest stored LLM vote per item (of `keys`, else all): positions (m,), label
+        index (m,) and confidence (m,); abstains and labels outside the set are left out."""
+        latest = self.store.latest_votes(Source.LLM.value, keys)
+        rows = [row for row in latest.values() if row["label"] in self.label_set]
+        pos = self.pool.positions([row["item_key"] for row in rows])
+        labels = np.array([self.label_set.index(r["label"]) for r in rows], dtype=np.int64)
+        conf = np.array([float(r["confidence"] or 0.0) for r in rows])
+        return pos, labels, conf
+
+    def best_guess(self) -> np.ndarray:
+        """Best label index (n,) for every item: its label, else the pooled LLM + classifier
+        view (items the LLM has seen), else the classifier's argmax. Never NO_LABEL."""
+        guess = self.scores.probs.argmax(axis=1)
+        pos, llm, conf = self.llm_votes()
+        if pos.size:
+            pooled, _ = best_label(Votes.from_llm(llm, conf, self.scores.probs[pos]))
+            guess[pos] = np.where(pooled != NO_LABEL, pooled, guess[pos])
+        carried = self.pool.labels != NO_LABEL
+        guess[carried] = self.pool.labels[carried]
+        return np.asarray(guess)
+
+    # ---- helpers for prompts and review order --------------------------------------------
+    def few_shot_examples(self, positions: np.ndarray) -> list[list[tuple[str, str]]] | None:
+        """For each item, the k nearest human-verified items (label-balanced), or None."""
+        k = self.config.llm.few_shot_k
+        human = np.flatnonzero(self.pool.human_mask)
+        if k == 0 or human.size == 0:
+            return None
+        pool = self.pool
+        index = FewShotIndex(
+            pool.vectors[human],
+            [self.label_set.names[pool.labels[i]] for i in human],
+            [pool.items[i].text for i in human],
+        )
+        return index.select(pool.vectors[positions], k)
+
+    def similar_unlabelled(self, positions: np.ndarray) -> np.ndarray:
+        """How many unlabelled items share each item's k-means cell (n,): what an answer settles."""
+        if self._cells is None:
+            self._cells = kmeans_cells(self.pool.vectors, self.config.seed)
+        return unlabelled_in_cell(self._cells, self.pool.unlabelled_mask, positions)
