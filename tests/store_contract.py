@@ -166,6 +166,14 @@ class StoreContract:
         assert (current.label, current.actor) == ("other", "bob")
         assert len(store.annotations(item_key=1)) == 3  # append-only: nothing overwritten
 
+    def test_the_watermark_moves_with_every_write_to_the_log(self, tmp_path: Path) -> None:
+        store = self.project(tmp_path / "p")
+        assert store.annotation_watermark() == 0
+        [first] = store.add_annotations([label(1, "other", Source.LLM)])
+        assert store.annotation_watermark() == first
+        store.retract(first, actor="ann")  # the log grows even though nothing new stands
+        assert store.annotation_watermark() > first
+
     def test_retract_hides_an_annotation_and_the_previous_label_returns(
         self, tmp_path: Path
     ) -> None:

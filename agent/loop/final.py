@@ -12,7 +12,6 @@ import numpy as np
 
 from agent.loop.entries import queue_entries
 from agent.loop.state import LoopState
-from agent.routing.evidence import collect_verdicts
 from agent.routing.priority import AUDIT_BONUS
 from agent.routing.thresholds import fit_classifier_threshold
 from agent.types import NO_LABEL, Annotation, Kind, Source
@@ -27,7 +26,7 @@ def final_pass(state: LoopState, round_no: int) -> dict[str, Any]:
     state.reload_labels()
     pool = state.pool
     unlabelled = pool.labels == NO_LABEL
-    verdicts = collect_verdicts(state.store, state.label_set)
+    verdicts = state.verdicts()
     has_vote = verdicts.model >= 0
     routing = state.config.routing
     threshold = fit_classifier_threshold(

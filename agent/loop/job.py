@@ -186,7 +186,7 @@ def _learn(state: LoopState, round_no: int, stats: RoundStats) -> None:
     state.retrain()
     if stats.selected == 0:  # a round of answers only: re-rank the queue with the new model
         refresh_queue(state)
-    store_estimate(state.store, state.config.routing)
+    store_estimate(state.store, state.config.routing, state.verdicts())
     state.store.finish_round(round_no, stats.to_json())
 
 
@@ -203,6 +203,6 @@ def _finish(
     if oracle is not None:
         answer_queue(state, oracle, _human_room(state, limits), round_no)
         state.reload_labels()
-    estimate = store_estimate(state.store, state.config.routing)
+    estimate = store_estimate(state.store, state.config.routing, state.verdicts())
     state.store.finish_round(round_no, {"final_pass": summary})
     notify("final", summary | {"estimate": estimate})

@@ -16,7 +16,6 @@ import numpy as np
 
 from agent.loop.entries import llm_view, queue_entries
 from agent.loop.state import LoopState
-from agent.routing.evidence import collect_verdicts
 from agent.routing.priority import AUDIT_BONUS, DENSITY_POWER, review_priority
 from agent.routing.route import REASONS, Route, RoutingResult, route
 from agent.routing.thresholds import Evidence, Thresholds, fit_thresholds
@@ -48,8 +47,7 @@ class RoundStats:
 
 def current_thresholds(state: LoopState) -> Thresholds:
     """Thresholds fitted from every audit answered so far (none: accept nothing yet)."""
-    verdicts = collect_verdicts(state.store, state.label_set)
-    return fit_thresholds(Evidence.from_verdicts(verdicts), state.config.routing)
+    return fit_thresholds(Evidence.from_verdicts(state.verdicts()), state.config.routing)
 
 
 def run_round(

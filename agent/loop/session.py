@@ -92,7 +92,7 @@ class LabelingSession(LoopState):
         self.reload_labels()
         self.retrain()
         refresh_queue(self)
-        store_estimate(self.store, self.config.routing)
+        store_estimate(self.store, self.config.routing, self.verdicts())
 
     def neighbours(self, item_key: int, k: int = 5) -> list[tuple[str, str, float]]:
         """The k most similar labelled items: (text, label, cosine similarity)."""

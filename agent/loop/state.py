@@ -19,6 +19,7 @@ from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
 from agent.loop.pool import Pool, build_pool
+from agent.routing.evidence import Verdicts, collect_verdicts
 from agent.routing.priority import unlabelled_in_cell
 from agent.routing.votes import Votes, best_label
 from agent.store.protocol import ProjectStore
@@ -55,6 +56,7 @@ class LoopState:
         self._committee: Committee | None = None
         self._scores: Scores | None = None
         self._cells: np.ndarray | None = None
+        self._verdicts: tuple[int, Verdicts] | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -181,6 +183,13 @@ class LoopState:
         carried = self.pool.labels != NO_LABEL
         guess[carried] = self.pool.labels[carried]
         return np.asarray(guess)
+
+    def verdicts(self) -> Verdicts:
+        """Human verdicts on machine votes, re-read only when the annotation log has grown."""
+        mark = self.store.annotation_watermark()
+        if self._verdicts is None or self._verdicts[0] != mark:
+            self._verdicts = (mark, collect_verdicts(self.store, self.label_set))
+        return self._verdicts[1]
 
     # ---- helpers for prompts and review order --------------------------------------------
     def few_shot_examples(self, positions: np.ndarray) -> list[list[tuple[str, str]]] | None:

@@ -140,14 +140,18 @@ def _stratum_estimate(s: Stratum, level: float, method: Method) -> StratumEstima
     return StratumEstimate(s.size, s.checked, s.correct, value, float(low), float(high), False)
 
 
-def estimate_from_store(store: ProjectStore, routing: RoutingConfig) -> AccuracyEstimate | None:
-    """Stratified estimate over every item; None for an empty project."""
+def estimate_from_store(
+    store: ProjectStore, routing: RoutingConfig, verdicts: Verdicts | None = None
+) -> AccuracyEstimate | None:
+    """Stratified estimate over every item; None for an empty project. `verdicts`: the
+    store's current human verdicts when the caller has them already."""
     items = store.count_items()
     if items == 0:
         return None
     current = current_labels(store)
     human = sum(1 for c in current.values() if c.source in HUMAN_SOURCES and c.label is not None)
-    verdicts = collect_verdicts(store, store.label_set)
+    if verdicts is None:
+        verdicts = collect_verdicts(store, store.label_set)
     reviewed = any(c.source == Source.HUMAN.value for c in current.values())
     if not reviewed and not np.any(verdicts.reason == "audit"):
         return None  # nobody has checked anything yet (imported labels are an assumption)
@@ -164,9 +168,11 @@ def estimate_from_store(store: ProjectStore, routing: RoutingConfig) -> Accuracy
     return estimate_accuracy(strata, level=routing.confidence_level)
 
 
-def store_estimate(store: ProjectStore, routing: RoutingConfig) -> dict[str, float] | None:
+def store_estimate(
+    store: ProjectStore, routing: RoutingConfig, verdicts: Verdicts | None = None
+) -> dict[str, float] | None:
     """Recompute the estimate and keep it in the store for readers that cannot (the TUI)."""
-    estimate = estimate_from_store(store, routing)
+    estimate = estimate_from_store(store, routing, verdicts)
     value = estimate.to_json() if estimate else None
     store.set_meta("estimated_accuracy", value)
     return value

@@ -28,6 +28,7 @@ import numpy as np
 
 from agent.routing.thresholds import Thresholds
 from agent.routing.votes import Votes, best_label
+from agent.types import NO_LABEL
 
 
 class Route(IntEnum):
@@ -49,7 +50,7 @@ _R = {name: code for code, name in enumerate(REASONS)}
 
 @dataclass(frozen=True)
 class RoutingResult:
-    """Per-item outcome, all (n,): route and reason codes (into REASONS), best label (-1 =
+    """Per-item outcome, all (n,): route and reason codes (into REASONS), best label (NO_LABEL =
     none), P(best label wrong), candidate (the opinions agree: audit population) and eligible
     (candidate that cleared the thresholds; an eligible audit speaks for the auto-accepted)."""
 
@@ -93,7 +94,7 @@ def route(
     n = votes.clf_probs.shape[0]
     has_llm = votes.llm_label >= 0
     has_clf = ~np.isnan(votes.clf_probs.sum(axis=1))
-    clf_label = np.where(has_clf, votes.clf_probs.argmax(axis=1), -1)
+    clf_label = np.where(has_clf, votes.clf_probs.argmax(axis=1), NO_LABEL)
     clf_conf = np.where(has_clf, votes.clf_probs[np.arange(n), clf_label], -1.0)
     agree = has_llm & has_clf & (votes.llm_label == clf_label)
     split = _committee_split(votes.member_probs, clf_label, member_agreement) & has_clf
@@ -121,7 +122,7 @@ def route(
     route_ = np.full(n, Route.REVIEW, dtype=np.int8)
     route_[eligible & ~audited] = Route.AUTO_ACCEPT
     route_[audited] = Route.AUDIT
-    label, p_wrong = best_label(votes, keep=np.where(agree, clf_label, -1))
+    label, p_wrong = best_label(votes, keep=np.where(agree, clf_label, NO_LABEL))
     return RoutingResult(route_, reason.astype(np.int8), label, p_wrong, candidate, eligible)
 
 

@@ -11,6 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from agent.types import NO_LABEL
+
 _CHUNK = 1 << 16  # rows per block when pooling (n, C) arrays: bounds memory at any n
 
 
@@ -18,7 +20,7 @@ _CHUNK = 1 << 16  # rows per block when pooling (n, C) arrays: bounds memory at 
 class Votes:
     """Every opinion on n items over C classes.
 
-    llm_label (n,) int, -1 = abstain or no vote; llm_conf (n,) float, NaN = none; clf_probs
+    llm_label (n,) int, NO_LABEL = abstain or no vote; llm_conf (n,) float, NaN = none; clf_probs
     (n, C), a NaN row = classifier has no opinion; member_probs (K, n, C) or None; extra_probs
     (n, C) or None: a further member used only for the best label (the zero-shot member).
     """
@@ -72,7 +74,7 @@ class Votes:
         """`--llm none`: the zero-shot member's argmax and max-prob stand in for the LLM."""
         zs = np.asarray(zeroshot_probs, dtype=float)
         missing = np.isnan(zs).any(axis=1)
-        label = np.where(missing, -1, np.nan_to_num(zs, nan=0.0).argmax(axis=1))
+        label = np.where(missing, NO_LABEL, np.nan_to_num(zs, nan=0.0).argmax(axis=1))
         conf = np.where(missing, np.nan, np.nan_to_num(zs, nan=0.0).max(axis=1))
         members = None if member_probs is None else np.asarray(member_probs)
         return cls(label, conf, np.asarray(clf_probs, dtype=float), members, None, "zeroshot")
@@ -83,7 +85,7 @@ class Votes:
 
 
 def best_label(votes: Votes, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Best label (n,) (-1 where nobody voted) and P(that label is wrong) (n,).
+    """Best label (n,) (NO_LABEL where nobody voted) and P(that label is wrong) (n,).
 
     `keep` (n,) forces the label where >= 0 (e.g. the agreed label); elsewhere the pooled
     argmax wins. The pool is a linear opinion pool (the mean of the members' distributions)
@@ -93,8 +95,10 @@ def best_label(votes: Votes, keep: np.ndarray | None = None) -> tuple[np.ndarray
     calibrated probability: calibration is what audits and `fit_thresholds` are for.
     """
     n = votes.clf_probs.shape[0]
-    forced = np.full(n, -1, dtype=np.int64) if keep is None else np.asarray(keep, dtype=np.int64)
-    labels = np.full(n, -1, dtype=np.int64)
+    forced = np.full(n, NO_LABEL, dtype=np.int64)
+    if keep is not None:
+        forced = np.asarray(keep, dtype=np.int64)
+    labels = np.full(n, NO_LABEL, dtype=np.int64)
     p_wrong = np.ones(n)
     for start in range(0, n, _CHUNK):
         block = slice(start, min(start + _CHUNK, n))
@@ -119,7 +123,7 @@ def _pool_block(votes: Votes, rows: slice, forced: np.ndarray) -> tuple[np.ndarr
     total = mass.sum(axis=1) + voted
     nobody = members + voted == 0
     p_wrong = 1.0 - p_pick / np.where(nobody, 1.0, total)
-    return np.where(nobody, -1, pick), np.where(nobody, 1.0, np.clip(p_wrong, 0.0, 1.0))
+    return np.where(nobody, NO_LABEL, pick), np.where(nobody, 1.0, np.clip(p_wrong, 0.0, 1.0))
 
 
 def _prob_mass(votes: Votes, rows: slice) -> tuple[np.ndarray, np.ndarray]:

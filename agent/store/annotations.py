@@ -74,6 +74,10 @@ class AnnotationOps:
         where, args = _annotation_filter(source, kind, None)
         return int(self._read(f"SELECT COUNT(*) FROM annotations a {where}", args)[0][0])
 
+    def annotation_watermark(self) -> int:
+        """Id of the newest annotation row of any kind (0 if none); moves with every write."""
+        return int(self._read("SELECT COALESCE(MAX(id), 0) FROM annotations")[0][0])
+
     def latest_votes(
         self, source: str, item_keys: Sequence[int] | None = None
     ) -> dict[int, dict[str, Any]]:

@@ -107,6 +107,11 @@ class ProjectStore(Protocol):
         """How many standing annotations match, counted where the data lives."""
         ...
 
+    def annotation_watermark(self) -> int:
+        """The id of the newest annotation row of any kind (0 when there is none): it changes
+        with every write to the log, retractions included, so readers can cache on it."""
+        ...
+
     def label_annotations(self, sources: Iterable[str] | None = None) -> list[CurrentLabel]:
         """Every standing 'label' annotation (of `sources`, else all), oldest first; which of
         an item's labels wins is policy (`agent.routing.sources`), not the store's."""
