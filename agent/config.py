@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,6 +34,8 @@ class LLMConfig(BaseModel):
     samples: int = Field(5, ge=1, le=20)  # self-consistency samples when no logprobs
     few_shot_k: int = Field(8, ge=0, le=64)
     items_per_call: int = Field(1, ge=1, le=50)
+    # Texts longer than this are cut for the prompt, with a visible marker (item_markup.cut_text).
+    max_text_chars: int = Field(4000, ge=100)
     budget_calls: int | None = Field(None, ge=0)
     budget_usd: float | None = Field(None, ge=0)
 
@@ -51,6 +55,13 @@ class RoutingConfig(BaseModel):
     final_audit_share: float = Field(0.1, ge=0.0, le=0.5)
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0)
     min_evidence: int = Field(30, ge=1)  # audited items needed before thresholds relax
+    # Random audits of LLM labels that measure the LLM before its labels are trusted in training
+    # and in the best guess; until then each round asks it about at most `llm_probe` items.
+    trust_audits: int = Field(40, ge=1)
+    llm_probe: int = Field(160, ge=1)
+    llm_audit_rate: float = Field(0.005, ge=0.0, le=1.0)  # keeps measuring once trusted
+    human_weight: float = Field(5.0, gt=0)  # a person's label against one certain LLM label
+    crossfit_folds: int = Field(5, ge=2, le=20)
 
 
 class ProjectConfig(BaseModel):
@@ -73,21 +84,50 @@ class ProjectConfig(BaseModel):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     def save(self, folder: Path) -> None:
-        (folder / CONFIG_FILE).write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        """Write labelagent.json whole or not at all (a temporary file, then a rename); an
+        OSError names labelagent.json."""
+        path = folder / CONFIG_FILE
+        tmp = path.with_name(path.name + ".partial")
+        try:
+            tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            tmp.replace(path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):  # never a folder or file that is not ours
+                if tmp.is_file() or tmp.is_symlink():
+                    tmp.unlink()
+            if isinstance(exc, OSError):
+                raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+            raise
 
     @classmethod
     def load(cls, folder: Path) -> ProjectConfig:
-        """Read the project's config file; a missing file means defaults."""
+        """Read the project's config file; a missing file means defaults. Anything that is
+        not a readable JSON object of known settings is a ConfigError naming file and field."""
         path = folder / CONFIG_FILE
-        if not path.exists():
+        if not path.exists() and not path.is_symlink():
             return cls()
+        data = _read_json(path)
         try:
-            return cls.model_validate(json.loads(path.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"not valid JSON ({exc.msg})", file=str(path), row=exc.lineno
-            ) from None
+            return cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(first["msg"], file=str(path), field=where) from None
+            raise ConfigError(first["msg"], file=str(path), field=where or None) from None
+
+
+def _read_json(path: Path) -> Any:
+    """The parsed config file; ConfigError for what is not a regular file holding JSON."""
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file (or a broken link)"
+        raise ConfigError(f"{what}; it must be a JSON file of settings", file=str(path))
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not valid UTF-8 (byte {exc.start})", file=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON ({exc.msg})", file=str(path), row=exc.lineno) from None
+    except RecursionError:
+        raise ConfigError("not valid JSON (nested too deeply)", file=str(path)) from None
+    if not isinstance(data, dict):
+        raise ConfigError("expected a JSON object of settings", file=str(path))
+    return data

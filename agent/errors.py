@@ -11,6 +11,7 @@ LabelAgentError                 base; the CLI turns any of these into one line +
     ├── LLMValidationError      replies never validated against the schema
     ├── AnswerError             one reply that does not validate (fed back when re-asking)
     ├── MalformedReply          a 200 reply that is not a chat completion (retried)
+    ├── ContextLengthError      the prompt is longer than the model's context (that item fails)
     ├── LabellingFailed         a batch failed after its retries; keeps the decisions made
     └── BudgetExceededError     a call or dollar budget would be exceeded
         └── BudgetStop          a budget ran out mid-request; keeps the decisions made
@@ -101,6 +102,13 @@ class AnswerError(LLMError, ValueError):
 
 class MalformedReply(LLMError, ValueError):
     """A 200 reply that is not a chat completion (no choices); retried like a broken body."""
+
+
+class ContextLengthError(LLMError):
+    """The provider refused the prompt as longer than the model's context window (not retried).
+
+    The Labeller marks the item(s) of that call as failed and goes on with the rest.
+    """
 
 
 class LabellingFailed(LLMError):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from store_contract_runs import RunContract
 
 from agent.errors import InputError, StoreError
 from agent.routing.sources import counts_by_source, current_labels
@@ -38,8 +39,9 @@ def review(store: ProjectStore, key: int, operator: str) -> None:
     store.complete(key, operator)
 
 
-class StoreContract:
-    """Tests any ProjectStore must pass; subclasses say how to make (and reopen) one."""
+class StoreContract(RunContract):
+    """Tests any ProjectStore must pass (with the run lock, claims and interrupted rounds of
+    `RunContract`); subclasses say how to make (and reopen) one."""
 
     def make_store(self, folder: Path, label_set: LabelSet) -> ProjectStore:
         """A new, empty project with `label_set` (in `folder` where the store uses files)."""

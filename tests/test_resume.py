@@ -1,4 +1,5 @@
-"""kill -9 in the middle of `labelagent run`, rerun: nothing accepted is lost, nothing paid twice.
+"""kill -9 in the middle of `labelagent run`, rerun: nothing accepted is lost, nothing paid twice,
+and the rerun finishes the killed run (its remaining rounds) after closing its open round.
 
 The job runs as a real subprocess against the OpenAI-compatible test server over HTTP, which
 records every request. A reply that reached the store is never asked for again; only calls
@@ -69,6 +70,7 @@ def test_kill_nine_mid_run_then_resume(tmp_path: Path) -> None:
         with Store.open(project) as store:
             paid_after = store.cache_totals()["calls"]
             llm_votes = store.annotations(source="llm", kind="vote")
+            rounds = store.rounds()
         bodies = [json.dumps(b["messages"], sort_keys=True) for b in server.stats.bodies]
 
     lost = {k: v for k, v in before.items() if v[1] == "human" and after.get(k) != v}
@@ -81,3 +83,10 @@ def test_kill_nine_mid_run_then_resume(tmp_path: Path) -> None:
     assert len(bodies) - len(repeated) == paid_after, "every distinct call is cached exactly once"
     assert len({v["item_key"] for v in llm_votes}) == len(llm_votes), "an item was asked twice"
     assert paid_after > paid_before
+    # Resume means resume: the rerun closed the killed round and did only the plan's rest.
+    assert "finishing the interrupted run: 1 of 6 rounds were done" in rerun.stderr
+    assert all(r["finished_at"] is not None for r in rounds), "a round was left open"
+    [killed] = [r for r in rounds if r["stats"].get("interrupted")]
+    assert killed["id"] == 2 and "killed" in killed["stats"]["note"]
+    normal = [r for r in rounds if not r["stats"].get("interrupted")]
+    assert len(normal) == 6 + 1  # the plan's six rounds, then the final pass

@@ -257,6 +257,22 @@ def test_history_feeds_the_usual_time(project: Path) -> None:
     assert again.pace.usual_ms() == pytest.approx(4000.0)
 
 
+def test_an_operator_starting_again_gives_back_their_dead_sessions_leases(
+    project: Path,
+) -> None:
+    """A killed TUI leaves its leases; the same operator's next start frees them at once,
+    instead of keeping them from everyone for the lease's ten minutes."""
+    with Store.open(project) as store:
+        assert [e.item_key for e in store.lease("alice", n=5)] == [1, 2, 3, 4, 5]
+    ctl = open_controller(project, "alice", prefetch=1)  # holds two cards at most
+    card = ctl.start()
+    assert card is not None and card.key == 1
+    ctl.flush()
+    with Store.open(project) as store:
+        assert {e.item_key for e in store.lease("bob", n=12)} >= {3, 4, 5}
+    ctl.close()
+
+
 def test_pace_slowdown_rate_and_break() -> None:
     clock = FakeClock()
     pace = Pace(600.0, [2000] * 10, clock, window=3, idle_reset_s=120.0)

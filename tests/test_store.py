@@ -5,6 +5,8 @@ SQLite has: schema and migrations, the database file, WAL, and two real processe
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,7 @@ import agent.store.sqlite as store_module
 from agent.errors import StoreError
 from agent.routing.sources import counts_by_source
 from agent.store import ProjectStore
-from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from agent.store.sqlite import DB_FILE, Store
 from agent.types import LabelSet, QueueEntry, Source
 
@@ -97,14 +99,32 @@ def test_memory_store_works_without_a_folder() -> None:
         assert counts_by_source(store) == {"import": 1}
 
 
-def test_empty_database_at_version_zero_is_migrated(tmp_path: Path) -> None:
+def test_empty_database_at_version_zero_is_refused_and_left_empty(tmp_path: Path) -> None:
+    """Issue 15: an empty file is not a project (it used to become one with no labels)."""
     folder = tmp_path / "p"
     folder.mkdir()
     sqlite3.connect(folder / DB_FILE).close()  # an empty file: user_version 0, no tables
-    with Store.open(folder) as store:
-        store.add_items([("a", "hello", None)])
-        assert store.count_items() == 1
-    assert user_version(folder / DB_FILE) == SCHEMA_VERSION
+    with pytest.raises(StoreError, match="empty file, not a labelagent database"):
+        Store.open(folder)
+    assert (folder / DB_FILE).read_bytes() == b""
+
+
+def test_database_made_before_the_application_id_is_migrated_and_marked(tmp_path: Path) -> None:
+    """Version 1 with application_id 0 and labelagent's tables: an earlier labelagent's."""
+    make_store(tmp_path / "p").close()
+    conn = sqlite3.connect(tmp_path / "p" / DB_FILE)
+    conn.executescript(
+        "DROP TABLE run_lock; DROP TABLE llm_claims;"
+        " PRAGMA application_id = 0; PRAGMA user_version = 1;"
+    )
+    conn.close()
+    with Store.open(tmp_path / "p") as store:
+        assert store.count_items() == 6
+        assert store.claim_for_llm([1], "run") == [1]  # the new tables are there
+    conn = sqlite3.connect(tmp_path / "p" / DB_FILE)
+    assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
+    conn.close()
+    assert user_version(tmp_path / "p" / DB_FILE) == SCHEMA_VERSION
 
 
 def test_older_database_gets_the_new_migration_and_keeps_its_data(
@@ -162,6 +182,83 @@ def test_a_crash_inside_record_human_labels_leaves_neither_label_nor_review(
         assert store.count_annotations() == 0
         assert store.queue_counts() == {"pending": 2}
         assert store.lease("bob", n=2) == []  # ann's leases stand: no completion landed
+
+
+# A real process records one decision (two labels) through the one recording function, and is
+# killed with SIGKILL just before or just after one SQL statement of it: every step in turn.
+# The hook lives in this test's worker only: it wraps the store's connection.
+KILLED_WORKER = """
+import os, signal, sys, types
+from pathlib import Path
+sys.modules["agent"] = types.ModuleType("agent")
+sys.modules["agent"].__path__ = [str(Path.cwd() / "agent")]
+from agent.loop.record import HumanLabel, record_human_labels
+from agent.store.sqlite import Store
+
+class DyingConnection:
+    def __init__(self, conn, step, when):
+        self.conn, self.step, self.when, self.count = conn, step, when, 0
+    def _run(self, method, *args):
+        self.count += 1
+        if self.count == self.step and self.when == "before":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = getattr(self.conn, method)(*args)
+        if self.count == self.step and self.when == "after":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    def execute(self, *args):
+        return self._run("execute", *args)
+    def executemany(self, *args):
+        return self._run("executemany", *args)
+    def __getattr__(self, name):
+        return getattr(self.conn, name)
+
+store = Store.open(Path(sys.argv[1]))
+store._conn = DyingConnection(store._conn, int(sys.argv[2]), sys.argv[3])
+answers = [HumanLabel(1, "refund"), HumanLabel(2, "other")]
+record_human_labels(store, answers, "ann")
+print(store._conn.count)
+"""
+
+
+def _decision_state(folder: Path) -> str:
+    """'all' (both labels, both reviews done, leases freed), 'none' (nothing, ann's leases
+    standing) or a description of the half-written state."""
+    with Store.open(folder) as store:
+        labels = len(store.annotations(source="human", kind="label"))
+        queue = store.queue_counts()
+        owners = {r[0] for r in store._read("SELECT lease_owner FROM queue")}
+    if labels == 2 and queue == {"done": 2} and owners == {None}:
+        return "all"
+    if labels == 0 and queue == {"pending": 2} and owners == {"ann"}:
+        return "none"
+    return f"half: {labels} labels, queue {queue}, leases {owners}"
+
+
+def test_a_kill_at_every_step_of_a_decision_leaves_all_of_it_or_none(tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    with queued(template, n=2) as store:
+        assert len(store.lease("ann", n=2)) == 2
+    seen: dict[tuple[int, str], str] = {}
+    step = 1
+    while True:
+        for when in ("before", "after"):
+            folder = tmp_path / f"{step}-{when}"
+            shutil.copytree(template, folder)
+            proc = subprocess.run(
+                [sys.executable, "-c", KILLED_WORKER, str(folder), str(step), when],
+                cwd=REPO, capture_output=True, text=True, timeout=60,
+            )
+            if proc.returncode == 0:  # past the last statement: the decision ran to its end
+                assert step == int(proc.stdout) + 1 and _decision_state(folder) == "all"
+                assert seen[(step - 1, "before")] == "none", seen  # the commit was the last
+                assert seen[(step - 1, "after")] == "all", seen
+                return
+            assert proc.returncode == -signal.SIGKILL, proc.stderr
+            seen[(step, when)] = _decision_state(folder)
+            assert seen[(step, when)] in ("all", "none"), (step, when, seen[(step, when)])
+        step += 1
+        assert step < 50, "the decision never finished"
 
 
 # ---- two real processes ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The `labelagent` command line: a thin front door over the store and the session.
 
-Every expected failure (bad input, missing project, LLM failure after retries) ends as one
-line on stderr and exit code 2, never a traceback.
+Every expected failure (bad input, missing project, LLM failure after retries, and errors of
+the file system, decoding and the database) ends as one line on stderr naming the path and
+what to do, exit code 2, never a traceback: `friendly` is the one place that says so.
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from agent.app.export import check_target
 from agent.app.export import export as export_corpus
-from agent.app.io import Columns, load_label_set, read_rows
+from agent.app.faults import describe, one_line
+from agent.app.io import Columns, check_corpus_file, load_label_set, read_rows
+from agent.app.newproject import new_project
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
 from agent.store.sqlite import Store
@@ -33,43 +38,78 @@ app = typer.Typer(
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-ProjectDir = Annotated[Path, typer.Argument(help="The project folder.")]
+# readable=False: a path the user may not read gets the one-line error of `friendly`, not
+# click's usage panel.
+ProjectDir = Annotated[Path, typer.Argument(help="The project folder.", readable=False)]
 
 
 def friendly(func: F) -> F:
-    """Turn the tool's own errors into one line + exit 2; Ctrl-C into exit 130."""
+    """The CLI's one edge: the tool's own errors and those of the world outside (file system,
+    decoding, database) become one line + exit 2; Ctrl-C exit 130; a bug one line + exit 1
+    (LABELAGENT_DEBUG=1 shows its traceback)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
         except LabelAgentError as exc:
-            # Messages quote user data: a "[/x]" must not read as markup, a line break must
-            # not break the one-line promise.
-            message = escape("\\n".join(str(exc).splitlines()))
-            console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            _fail(str(exc), 2)
         except KeyboardInterrupt:
             console.print("interrupted; everything accepted so far is saved")
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `labelagent status --json | head`: main() exits 0
+            raise
+        except Exception as exc:
+            _fail_outside(exc, kwargs.get("project"))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    """Print `message` as one line (user data may hold line breaks, escapes or "[/x]", which
+    must not read as markup) and exit with `code`."""
+    console.print(f"[bold red]error:[/] {escape(one_line(message))}", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    raise typer.Exit(code) from None
+
+
+def _fail_outside(exc: Exception, project: Path | None) -> NoReturn:
+    """An OS, decoding or database error as one line naming the path; anything else is a bug."""
+    line = describe(exc, project)
+    if line is not None:
+        _fail(line, 2)
+    if os.environ.get("LABELAGENT_DEBUG"):
+        raise exc
+    _fail(
+        f"internal error ({type(exc).__name__}: {exc}); please report it "
+        "(LABELAGENT_DEBUG=1 shows where)",
+        1,
+    )
 
 
 @app.command()
 @friendly
 def init(
     project: ProjectDir,
-    labels: Annotated[Path, typer.Option(help="Label file: JSON, YAML or one label per line.")],
+    labels: Annotated[
+        Path, typer.Option(help="Label file: JSON, YAML or one label per line.", readable=False)
+    ],
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path, or 'hashing'.")
     ] = DEFAULT_EMBEDDING_MODEL,
 ) -> None:
     """Create a project folder holding one SQLite store and labelagent.json."""
     label_set = load_label_set(labels)
-    with Store.create(project, label_set):
-        pass
-    ProjectConfig(embedding_model=embedding_model).save(project)
+    config = ProjectConfig(embedding_model=embedding_model)
+    if project.exists() and not project.is_dir():
+        raise InputError("exists and is not a folder; choose another project path",
+                         file=str(project))  # fmt: skip
+    with new_project(project):
+        with Store.create(project, label_set):
+            pass
+        config.save(project)
     console.print(f"created {project} with {len(label_set)} labels", markup=False)
 
 
@@ -77,7 +117,7 @@ def init(
 @friendly
 def import_(
     project: ProjectDir,
-    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file.")],
+    file: Annotated[Path, typer.Argument(help="CSV, JSONL or Parquet file.", readable=False)],
     text_col: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     id_col: Annotated[str | None, typer.Option(help="Column holding a unique id.")] = None,
     label_col: Annotated[
@@ -85,6 +125,7 @@ def import_(
     ] = None,
 ) -> None:
     """Import items (one transaction: a bad row writes nothing)."""
+    check_corpus_file(file)
     with Store.open(project) as store:
         rows = read_rows(file, Columns(text_col, id_col, label_col), store.label_set)
         result = store.add_items(rows, source_file=str(file))
@@ -99,9 +140,13 @@ def import_(
 @friendly
 def export(
     project: ProjectDir,
-    out: Annotated[Path, typer.Argument(help="Output .csv, .jsonl or .parquet.")],
+    out: Annotated[
+        Path, typer.Argument(help="Output .csv, .jsonl or .parquet.", readable=False)
+    ],
 ) -> None:
     """Write every item in input order with its label and provenance."""
+    check_target(out)
+    _load_config(project)  # a broken config is refused before the project opens
     with Store.open(project) as store:
         summary = export_corpus(store, out)
     console.print(
@@ -118,8 +163,9 @@ def status(
     """Items, labels by source, queue, LLM spend and the estimated accuracy."""
     from agent.app.status import project_status
 
+    config = _load_config(project)
     with Store.open(project) as store:
-        info = project_status(store, _load_config(project).routing)
+        info = project_status(store, config.routing)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -149,10 +195,22 @@ def run(
     ] = None,
     oracle_file: Annotated[
         Path | None,
-        typer.Option(help="CSV of id,label that answers the review queue (simulation/demo)."),
+        typer.Option(
+            help="CSV of id,label that answers the review queue (simulation/demo).",
+            readable=False,
+        ),
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Take the project over from a run that holds it.")
+    ] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option("--fresh", help="Start a new run instead of finishing an interrupted one."),
+    ] = False,
 ) -> None:
-    """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue."""
+    """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue.
+
+    One run at a time per project; a rerun after a kill finishes the interrupted run."""
     from agent.app.commands import RunOptions, run_project
 
     options = RunOptions(
@@ -164,6 +222,8 @@ def run(
         llm_budget=llm_budget,
         target_accuracy=target_accuracy,
         oracle_file=oracle_file,
+        force=force,
+        fresh=fresh,
     )
     run_project(project, _load_config(project), options, console)
 
@@ -197,8 +257,11 @@ def estimate(
 
 
 def _load_config(project: Path) -> ProjectConfig:
+    """The project's config, read before its database opens (a refusal leaves it untouched)."""
     if not project.is_dir():
-        raise InputError("no such project folder", file=str(project))
+        what = "no such folder" if not project.exists() else "not a folder"
+        raise InputError(f"not a labelagent project ({what}); run 'labelagent init'",
+                         file=str(project))  # fmt: skip
     return ProjectConfig.load(project)
 
 

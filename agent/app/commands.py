@@ -14,12 +14,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agent.app.faults import naming, regular_file
 from agent.app.render import format_estimate
 from agent.app.status import project_status
 from agent.config import ProjectConfig
 from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.job import JobLimits, JobReport, Oracle, run_job
+from agent.loop.runlock import RunLock, default_holder
 from agent.loop.session import LabelingSession
 from agent.routing.sources import current_labels
 from agent.types import Item, QueueEntry
@@ -35,6 +37,8 @@ class RunOptions:
     llm_budget: int | None = None
     target_accuracy: float | None = None
     oracle_file: Path | None = None
+    force: bool = False  # take the run lock over from a run that still holds it
+    fresh: bool = False  # start a new run even where the last one was interrupted
 
 
 def resolve_llm(config: ProjectConfig, llm: str | None, api_base: str | None) -> ProjectConfig:
@@ -79,9 +83,10 @@ def make_session_backend(
 
 def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[str, str]]:
     """An oracle answering from a CSV with columns id,label (ids as imported)."""
+    regular_file(path)
     answers: dict[str, str] = {}
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with naming(path), path.open(encoding="utf-8-sig", newline="") as handle:
             reader = csv.DictReader(handle)
             for row_no, row in enumerate(reader, start=1):
                 if "id" not in row or "label" not in row:
@@ -94,8 +99,8 @@ def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[
                         field="label",
                     )
                 answers[row["id"]] = row["label"]
-    except FileNotFoundError:
-        raise InputError("no such file", file=str(path)) from None
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV ({exc})", file=str(path)) from None
 
     def oracle(item: Item, entry: QueueEntry) -> str | None:
         return answers.get(item.id)
@@ -106,11 +111,35 @@ def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[
 def run_project(
     project: Path, config: ProjectConfig, options: RunOptions, console: Console
 ) -> None:
+    """The batch job on a project, holding its run lock from before the first line it prints
+    (a second run is refused with one line) until the summary; the session closes always."""
     config = resolve_llm(config, options.llm, options.api_base)
-    session = LabelingSession.open(project, config=config, progress=True)
-    oracle, gold = (None, None)
     if options.oracle_file is not None:
-        oracle, gold = load_oracle(options.oracle_file, session.label_set.names)
+        regular_file(options.oracle_file)  # before the project opens
+    session = LabelingSession.open(project, config=config, progress=True)
+    holder = default_holder()
+    try:
+        oracle = None  # read before the lock: a bad oracle file leaves the project untouched
+        if options.oracle_file is not None:
+            oracle = load_oracle(options.oracle_file, session.label_set.names)
+        with RunLock(session.store, holder, force=options.force):
+            _run_locked(session, project, options, console, (holder, oracle))
+    finally:
+        session.close()
+
+
+def _run_locked(
+    session: LabelingSession,
+    project: Path,
+    options: RunOptions,
+    console: Console,
+    held: tuple[str, tuple[Oracle, dict[str, str]] | None],
+) -> None:
+    """Everything `run` does once it holds the project: header, job, summary; `held` is
+    (lock holder, (oracle, gold) or None)."""
+    config = session.config
+    holder, answers = held
+    oracle, gold = answers if answers is not None else (None, None)
     mode = f"LLM {config.llm.model}" if config.llm.model else "no LLM: classifier + zero-shot only"
     console.print(
         f"[bold]labelagent run[/] on {project}: {mode}"
@@ -126,11 +155,12 @@ def run_project(
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
     session.backend = make_session_backend(session, gold)
     labeller = make_labeller(session)
-    report = _run_with_progress(session, limits, labeller, oracle, console)
+    report = _run_with_progress(
+        session, limits, labeller, oracle, console, (holder, options.fresh)
+    )
     _print_summary(console, report, project_status(session.store, session.config.routing), session)
     if labeller is not None:
         console.print(f"LLM in this run: {_spend(labeller.stats.as_dict())}", markup=False)
-    session.close()
 
 
 def _spend(stats: dict[str, Any]) -> str:
@@ -147,7 +177,9 @@ def _run_with_progress(
     labeller: Any,
     oracle: Oracle | None,
     console: Console,
+    run: tuple[str, bool],
 ) -> JobReport:
+    """The job under a progress bar; `run` is (lock holder, fresh)."""
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -163,12 +195,21 @@ def _run_with_progress(
                 info = (
                     f"selected {data['selected']}, auto {data['auto_accepted']}, "
                     f"queued {data['queued']}, LLM calls {data['llm_calls']}"
-                )
+                ) + (f"; {data['llm_note']}" if data.get("llm_note") else "")
                 progress.update(task, advance=1, info=info)
+            elif kind == "resume":
+                progress.update(task, completed=data["rounds_done"])
+                console.print(
+                    f"finishing the interrupted run: {data['rounds_done']} of {data['rounds']} "
+                    "rounds were done (--fresh starts a new run)",
+                    soft_wrap=True,
+                )
             else:
                 progress.update(task, info=f"final pass: classifier labelled {data['labelled']}")
 
-        return run_job(session, limits, labeller, oracle, on_event)
+        return run_job(
+            session, limits, labeller, oracle, on_event, holder=run[0], fresh=run[1]
+        )
 
 
 def _print_summary(

@@ -6,6 +6,7 @@ the file as `<OUT>.summary.json`, and into the Parquet schema metadata.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from collections.abc import Iterator
@@ -39,30 +40,70 @@ WRITERS = (".csv", ".jsonl", ".parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export(store: ProjectStore, out: Path) -> dict[str, Any]:
-    """Write the corpus to `out` (format by extension) and return the summary written beside it."""
+def check_target(out: Path) -> None:
+    """Refuse, before the project is opened, a target that cannot become the export file."""
     suffix = out.suffix.lower()
     if suffix not in WRITERS:
         raise InputError(
             f"unknown export format '{suffix}'; use one of {', '.join(WRITERS)}", file=str(out)
         )
+    if out.is_dir():
+        raise InputError(
+            f"is a folder; give a file name, e.g. {out / ('labels' + suffix)}", file=str(out)
+        )
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise InputError(f"{blocker} is a file, not a folder; fix the path", file=str(out))
+
+
+def export(store: ProjectStore, out: Path) -> dict[str, Any]:
+    """Write the corpus to `out` (format by extension) and the summary beside it, both or
+    neither: each goes to a `.partial` file renamed at the end; on any failure the partial
+    files, a new `out` already renamed and the folders made for them are removed, and an
+    OSError names `out`. (Over an older export, a failure between the two renames leaves the
+    new file beside the old summary.)"""
+    check_target(out)
     summary = export_summary(store)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".partial")
-    records = export_records(store)
+    summary_path = Path(f"{out}.summary.json")
+    tmp, tmp_summary = (p.with_name(p.name + ".partial") for p in (out, summary_path))
+    made: list[Path] = []
+    new = [p for p in (out, summary_path) if not p.exists()]  # removed again on failure
     try:
-        if suffix == ".csv":
-            _write_csv(tmp, records)
-        elif suffix == ".jsonl":
-            _write_jsonl(tmp, records)
+        _make_folders(out.parent, made)
+        writer = {".csv": _write_csv, ".jsonl": _write_jsonl}.get(out.suffix.lower())
+        if writer is not None:
+            writer(tmp, export_records(store))
         else:
-            _write_parquet(tmp, records, summary)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # a failed export leaves the old file and no debris
+            _write_parquet(tmp, export_records(store), summary)
+        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)  # atomic: a reader never sees half a file
+        tmp_summary.replace(summary_path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # a failed export leaves the old file, no debris
+            for path in (tmp, tmp_summary, *new):
+                path.unlink(missing_ok=True)
+            for folder in reversed(made):
+                folder.rmdir()
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            raise OSError(exc.errno, exc.strerror or _first_line(exc), str(out)) from None
         raise
-    tmp.replace(out)  # atomic: a reader never sees half a file
-    Path(f"{out}.summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _make_folders(folder: Path, made: list[Path]) -> None:
+    """Create `folder` and its missing parents, outermost first, noting each in `made`."""
+    missing: list[Path] = []
+    for path in (folder, *folder.parents):
+        if path.exists():
+            break
+        missing.append(path)
+    for path in reversed(missing):
+        path.mkdir()
+        made.append(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def export_summary(store: ProjectStore, routing: RoutingConfig | None = None) -> dict[str, Any]:

@@ -1,28 +1,33 @@
-"""Import (CSV, JSONL, Parquet) and label files, with one clear error per bad row.
+"""Import of corpora (CSV, JSONL, Parquet), with one clear error per bad row.
 
 Rows stream through validation into the store's single import transaction, so a bad row
 anywhere means nothing of that file is written. Row numbers count data rows from 1 (the
 CSV header is not a row). Corpus files are read with errors="surrogateescape" so that bytes
-which are not UTF-8 are reported by row and field, like any other bad cell.
+which are not UTF-8 are reported by row and field, like any other bad cell. Label files are
+read and checked in `labelfile.py`.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from agent.errors import InputError, LabelSetError
+from agent.app.faults import naming, regular_file
+from agent.app.labelfile import control, kind_of, load_label_set
+from agent.errors import InputError
 from agent.types import LabelSet
 
 csv.field_size_limit(1 << 26)
 
 READERS = (".csv", ".jsonl", ".ndjson", ".parquet")
+_ID_CONTROL = ("Cc", "Zl", "Zp")  # an id is one line of visible text
+
+__all__ = ["READERS", "Columns", "check_corpus_file", "load_label_set", "read_rows"]
 
 
 @dataclass(frozen=True)
@@ -32,71 +37,29 @@ class Columns:
     label: str | None = None
 
 
-# ---- label files -------------------------------------------------------------------------
-def load_label_set(path: Path) -> LabelSet:
-    """JSON (names or {name, description} objects), YAML (same shapes) or one label per line."""
-    raw = _read_text(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".json":
-            data: Any = json.loads(raw)
-        elif suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(raw)
-        else:
-            data = [line.strip() for line in raw.splitlines() if line.strip()]
-    except (json.JSONDecodeError, ValueError, yaml.YAMLError) as exc:
-        detail = " ".join(str(exc).split())  # YAML messages span several lines
-        raise LabelSetError(f"cannot parse label file ({detail})", file=str(path)) from None
-    if isinstance(data, dict):  # {"name": "description", ...} is a natural YAML shape too
-        data = [{"name": k, "description": v or ""} for k, v in data.items()]
-    return _label_set_from(data, path)
-
-
-def _label_set_from(data: Any, path: Path) -> LabelSet:
-    if not isinstance(data, list) or not data:
-        raise LabelSetError("expected a non-empty list of labels", file=str(path))
-    seen: dict[str, int] = {}
-    for row, entry in enumerate(data, start=1):
-        name = entry.get("name") if isinstance(entry, dict) else entry
-        if not isinstance(name, str) or not name.strip():
-            raise LabelSetError("label has no name", file=str(path), row=row, field="name")
-        if name.strip() in seen:
-            raise LabelSetError(
-                f"duplicate label '{name}' (first at row {seen[name.strip()]})",
-                file=str(path),
-                row=row,
-                field="name",
-            )
-        seen[name.strip()] = row
-    cleaned = [e.strip() if isinstance(e, str) else {**e, "name": e["name"].strip()} for e in data]
-    return LabelSet.from_json(cleaned)
-
-
-def _read_text(path: Path) -> str:
-    if not path.is_file():
-        raise InputError("no such file", file=str(path))
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"not valid UTF-8 (line {_bad_utf8_line(path)})", file=str(path)) from None
-
-
 # ---- corpus files ------------------------------------------------------------------------
-def read_rows(
-    path: Path, columns: Columns, label_set: LabelSet | None = None
-) -> Iterator[tuple[str, str, str | None]]:
-    """Validated (id, text, label|None) rows in input order; InputError on the first bad one."""
-    if not path.is_file():
-        raise InputError("no such file", file=str(path))
+def check_corpus_file(path: Path) -> None:
+    """Refuse, before the project is opened, a path that cannot be a corpus to read."""
+    regular_file(path)
     suffix = path.suffix.lower()
     if suffix not in READERS:
         raise InputError(
             f"unknown format '{suffix}'; use one of {', '.join(READERS)}", file=str(path)
         )
-    records = {".csv": _csv_records, ".parquet": _parquet_records}.get(suffix, _jsonl_records)
+
+
+def read_rows(
+    path: Path, columns: Columns, label_set: LabelSet | None = None
+) -> Iterator[tuple[str, str, str | None]]:
+    """Validated (id, text, label|None) rows in input order; InputError on the first bad one."""
+    check_corpus_file(path)
+    records = {".csv": _csv_records, ".parquet": _parquet_records}.get(
+        path.suffix.lower(), _jsonl_records
+    )
     seen_ids: dict[str, int] = {}
-    for row, record in records(path, columns):
-        yield _validate(record, row, path, columns, label_set, seen_ids)
+    with naming(path):
+        for row, record in records(path, columns):
+            yield _validate(record, row, path, columns, label_set, seen_ids)
 
 
 def _validate(
@@ -107,16 +70,18 @@ def _validate(
     label_set: LabelSet | None,
     seen_ids: dict[str, int],
 ) -> tuple[str, str, str | None]:
+    """One record checked completely: text, id, seed label; the first problem is raised."""
     file = str(path)
     for name in (columns.text, columns.id, columns.label):
         if name is not None and _not_utf8(record.get(name)):
             raise InputError("not valid UTF-8", file=file, row=row, field=name)
-    text = record.get(columns.text)
-    if not isinstance(text, str) or not text.strip():
-        raise InputError("empty or whitespace-only text", file=file, row=row, field=columns.text)
-    ext_id = _cell(record.get(columns.id)) if columns.id else f"{path.name}:{row}"
-    if not ext_id:
-        raise InputError("empty id", file=file, row=row, field=columns.id)
+    problem = _text_problem(record.get(columns.text))
+    if problem:
+        raise InputError(problem, file=file, row=row, field=columns.text)
+    text: str = record[columns.text]
+    ext_id, problem = _id_cell(record.get(columns.id)) if columns.id else (f"{path.name}:{row}", "")
+    if problem:
+        raise InputError(problem, file=file, row=row, field=columns.id)
     if ext_id in seen_ids:
         raise InputError(
             f"duplicate id '{ext_id}' (first at row {seen_ids[ext_id]})",
@@ -125,7 +90,7 @@ def _validate(
             field=columns.id,
         )
     seen_ids[ext_id] = row
-    label = _cell(record.get(columns.label)) if columns.label else None
+    label = _label_cell(record, file, row, columns.label)
     if label and label_set is not None and label not in label_set:
         raise InputError(
             f"label '{label}' is not in the label set ({_preview(label_set.names)})",
@@ -134,6 +99,46 @@ def _validate(
             field=columns.label,
         )
     return ext_id, text, label or None
+
+
+def _text_problem(text: Any) -> str:
+    """Why `text` cannot be an item's text, or "" when it can."""
+    if text is not None and not isinstance(text, str):
+        return f"text must be a string, not {kind_of(text)}"
+    if not text or not text.strip():
+        return "empty or whitespace-only text"
+    at = next((i for i, ch in enumerate(text) if control(ch)), None)
+    if at is not None:
+        return (
+            f"text holds a control character (U+{ord(text[at]):04X} at character {at + 1}); "
+            "remove it or fix the file's encoding"
+        )
+    return ""
+
+
+def _id_cell(value: Any) -> tuple[str, str]:
+    """(id, problem): text or a whole number, with no control character; problem "" if fine."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, type(None))):
+        return "", f"id must be text or a whole number, not {kind_of(value)}"
+    if isinstance(value, float) and not value.is_integer():
+        return "", f"id must be text or a whole number, not {value!r}"
+    if isinstance(value, str):
+        bad = next((ch for ch in value if unicodedata.category(ch) in _ID_CONTROL), None)
+        if bad is not None:
+            return "", f"id holds a control character (U+{ord(bad):04X})"
+    ext_id = _cell(value)
+    return ext_id, "" if ext_id else "empty id"
+
+
+def _label_cell(record: dict[str, Any], file: str, row: int, field: str | None) -> str | None:
+    """A seed label cell as text (None when there is no label column)."""
+    if field is None:
+        return None
+    value = record.get(field)
+    if isinstance(value, (bool, dict, list, tuple, bytes, bytearray)):
+        raise InputError(f"label must be text, not {kind_of(value)}", file=file, row=row,
+                         field=field)
+    return _cell(value)
 
 
 def _not_utf8(value: Any) -> bool:
@@ -171,9 +176,10 @@ def _require_columns(path: Path, present: list[str], columns: Columns) -> None:
 
 
 def _csv_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
+    row = 0
     try:
         with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(handle, strict=True)  # a cut-off quoted cell is an error
             header = next(reader, None)
             if header is None:
                 raise InputError("empty file (no header row)", file=str(path))
@@ -188,7 +194,7 @@ def _csv_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, 
                     )
                 yield row, dict(zip(header, cells))
     except csv.Error as exc:
-        raise InputError(f"malformed CSV ({exc})", file=str(path)) from None
+        raise InputError(f"malformed CSV ({exc})", file=str(path), row=row + 1) from None
 
 
 def _jsonl_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -198,15 +204,23 @@ def _jsonl_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str
             if not line.strip():
                 continue
             row += 1
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON ({exc.msg})", file=str(path), row=row) from None
-            if not isinstance(record, dict):
-                raise InputError("expected a JSON object", file=str(path), row=row)
+            record = _json_object(line, path, row)
             if row == 1:
                 _require_columns(path, list(record), columns)
             yield row, record
+
+
+def _json_object(line: str, path: Path, row: int) -> dict[str, Any]:
+    """One JSONL line as an object; InputError naming the row otherwise."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"malformed JSON ({exc.msg})", file=str(path), row=row) from None
+    except RecursionError:
+        raise InputError("malformed JSON (nested too deeply)", file=str(path), row=row) from None
+    if not isinstance(record, dict):
+        raise InputError("expected a JSON object", file=str(path), row=row)
+    return record
 
 
 def _parquet_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -233,14 +247,3 @@ def _parquet_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[s
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _bad_utf8_line(path: Path) -> int:
-    """Physical line number (1-based) of the first invalid UTF-8 byte."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                return number
-    return 0

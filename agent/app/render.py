@@ -27,6 +27,9 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     llm = info["llm"]
     tokens = llm["prompt_tokens"] + llm["completion_tokens"]
     table.add_row("LLM calls", f"{llm['calls']:,} ({tokens:,} tokens, ${llm['cost_usd']:.4f})")
+    trust = info.get("llm_trust")
+    if trust:
+        table.add_row("LLM trust", str(trust["note"]))
     table.add_row("estimated accuracy", format_estimate(info["estimated_accuracy"]))
     agreement = info.get("agreement") or {}
     if agreement.get("kappa") is not None:

@@ -26,4 +26,5 @@ def project_status(store: ProjectStore, routing: RoutingConfig | None = None) ->
         "llm": store.cache_totals(),
         "estimated_accuracy": estimate.to_json() if estimate else None,
         "agreement": agreement_summary(store),  # Cohen's kappa over overlap items
+        "llm_trust": store.get_meta("llm_trust"),  # the LLM's audited record, if it has one
     }

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
 from agent.labeller.answers import confidence_method
 from agent.labeller.prompts import PromptSet
-from agent.llm.item_markup import ABSTAIN
+from agent.llm.item_markup import ABSTAIN, cut_length
 from agent.llm.pricing import import_litellm, tokens_cost
 from agent.types import LabelSet
 
@@ -95,6 +96,7 @@ def estimate_cost(
     *,
     confidence_method: str | None = None,
     prompts: PromptSet | None = None,
+    text_lengths: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Expected calls, tokens and dollars to label `n_items` texts of `avg_chars` characters.
 
@@ -102,16 +104,17 @@ def estimate_cost(
     litellm's tokenizer for `model`. The confidence method (and so the samples per item)
     follows whether litellm says the model returns logprobs, unless given. Re-asks are not
     included. `cost_usd` is None (with a note) when litellm's cost map does not know the model.
+    Texts count as cut to cfg.max_text_chars; `cut_texts` (how many) needs `text_lengths`.
     """
     prompts = prompts or PromptSet.load()
+    avg_chars, cut = _cut_average(avg_chars, n_items, cfg.max_text_chars, text_lengths)
     if confidence_method is None:
         confidence_method = _likely_method(model, cfg)
     per_call = max(1, min(cfg.items_per_call, n_items))
     full, rest = divmod(n_items, per_call)
     samples = cfg.samples if confidence_method == "consistency" else 1
-    calls = full + (1 if rest else 0)
     prompt_tokens = completion_tokens = 0
-    notes: list[str] = []
+    notes = [f"{cut} texts over {cfg.max_text_chars:,} characters cut for a prompt"] if cut else []
     for size, count in ((per_call, full), (rest, 1 if rest else 0)):
         if count:
             p, c = _call_tokens(model, label_set, prompts, size, avg_chars, cfg, notes)
@@ -121,13 +124,34 @@ def estimate_cost(
     return {
         "model": model,
         "items": n_items,
-        "calls": calls,
+        "calls": full + (1 if rest else 0),
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "cost_usd": cost,
         "confidence_method": confidence_method,
+        "cut_texts": cut,
+        "max_text_chars": cfg.max_text_chars,
         "note": "; ".join(dict.fromkeys(notes)) or None,
     }
+
+
+def _cut_average(
+    avg_chars: float, n_items: int, limit: int, lengths: Sequence[int] | None
+) -> tuple[float, int | None]:
+    """(average characters of a text as the prompt holds it, texts cut among `n_items`).
+
+    `lengths` are the characters of each text to label: the average is over their cut lengths
+    and the count exact (scaled to `n_items` when there are not as many lengths as items);
+    without them `avg_chars` is capped at the cut length and the count is None (unknown).
+    """
+    if lengths is None:
+        return min(avg_chars, float(cut_length(math.ceil(avg_chars), limit))), None
+    if not lengths:
+        return 0.0, 0
+    cut_total = sum(cut_length(length, limit) for length in lengths)
+    cut = sum(length > limit for length in lengths)
+    share = n_items / len(lengths)
+    return cut_total / len(lengths), cut if share == 1 else round(cut * share)
 
 
 def _call_tokens(

@@ -5,7 +5,11 @@ share of `cfg.samples` samples, else (samples == 1) from the model's stated conf
 is flagged as such. A reply that does not validate is re-asked with the error fed back, up to
 `cfg.max_reasks` times; an item that never validates becomes an abstain whose usage carries
 the error and raw reply (`LLMValidationError` only when every item of a request failed).
-Every validated answer is written to the cache the moment it arrives, so nothing is paid twice.
+A text longer than `cfg.max_text_chars` is cut for the prompt with a visible marker; an item
+whose prompt the provider still refuses as too long for its context fails alone (an abstain
+with the reason) and the rest go on. Every validated answer is written to the cache the moment
+it arrives, so nothing is paid twice. LLM text (rationales, invalid replies, errors) passes
+through `redact` before it is kept, so no key a model echoes reaches the store or an export.
 """
 
 from __future__ import annotations
@@ -16,14 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.config import LLMConfig
-from agent.errors import (
-    AnswerError,
-    BudgetExceededError,
-    BudgetStop,
-    LabellingFailed,
-    LLMError,
-    LLMValidationError,
-)
+from agent.errors import AnswerError, ContextLengthError, LLMValidationError
 from agent.labeller.answers import (
     Answer,
     Reply,
@@ -42,9 +39,12 @@ from agent.labeller.cache import (
     from_payload,
     to_row,
 )
+from agent.labeller.outcomes import RAW_CHARS, add_share, failed_decision, gather, raise_incomplete
 from agent.labeller.prompts import PromptSet
 from agent.learn.fewshot import merge_examples
+from agent.llm.item_markup import cut_text
 from agent.llm.protocol import ChatBackend, ChatChoice, ChatRequest, ChatResponse
+from agent.llm.secrets import redact
 from agent.types import Item, LabelDecision, LabelSet, text_hash
 
 SAMPLE_TEMPERATURE = 0.7  # self-consistency samples need diversity; used when cfg says 0
@@ -63,7 +63,9 @@ class LabellerStats:
     cost_usd: float = 0.0
     abstains: int = 0
     reasks: int = 0
-    failures: int = 0
+    failures: int = 0  # items with no answer (never validated, or too long for the context)
+    too_long: int = 0  # of those, items the provider refused as longer than its context window
+    cut_texts: int = 0  # texts asked about that were cut to cfg.max_text_chars
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,6 +111,7 @@ class Labeller:
         self.method = confidence_method(backend.supports_logprobs, cfg.samples)
         self.budget = budget or Budget(cfg.budget_calls, cfg.budget_usd)
         self.stats = LabellerStats()
+        self._key_envs = (getattr(backend, "key_env", None),)  # its key, whatever the name
         self._model = make_answer_model(label_set)
         self._schemas = {b: answer_schema(self._model, batch=b) for b in (False, True)}
         structured = backend.supports_json_schema
@@ -127,28 +130,32 @@ class Labeller:
         """One decision per item, in order (label None = abstain). Cached answers cost nothing;
         identical questions in one request are asked once."""
         shots = self._shots(items, examples)
-        keys = [self.cache_key(_hash(item), ex) for item, ex in zip(items, shots)]
+        texts = [cut_text(item.text, self.cfg.max_text_chars) for item in items]
+        keys = [
+            self.cache_key(_hash(item, text), ex) for item, text, ex in zip(items, texts, shots)
+        ]
         run = _Run(asyncio.Semaphore(self.cfg.concurrency), asyncio.Lock(), CacheWriter(self.cache))
         pending: dict[str, _Job] = {}
-        for item, key, ex in zip(items, keys, shots):
+        for item, text, key, ex in zip(items, texts, keys, shots):
             if key in run.done or key in pending:
                 continue
             cached = self._from_cache(key)
             if cached is not None:
                 run.done[key] = cached
             else:
-                pending[key] = _Job(key, item.text, list(ex))
+                pending[key] = _Job(key, text, list(ex))
+                self.stats.cut_texts += text != item.text
         self.stats.cache_hits += sum(key in run.done for key in keys)
         jobs = list(pending.values())
         size = self.cfg.items_per_call
         chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         run.writer.start()
         try:
-            errors = await _gather(self._run_chunk(run, chunk) for chunk in chunks)
+            errors = await gather(self._run_chunk(run, chunk) for chunk in chunks)
         finally:
             await run.writer.close()
         decisions = [run.done.get(key) for key in keys]
-        _raise_incomplete(errors, decisions, run, pending)
+        raise_incomplete(errors, decisions, run.failed, list(pending))
         return [d for d in decisions if d is not None]
 
     def label_items_sync(
@@ -166,7 +173,8 @@ class Labeller:
         return asyncio.run(run())
 
     def cache_key(self, item_hash: str, examples: Examples) -> str:
-        """The cache key of one item's question under this labeller's model, prompts, params."""
+        """The cache key of one item's question under this labeller's model, prompts, params;
+        `item_hash` hashes the text as the prompt holds it (cut, when it was cut)."""
         return cache_key(self.backend.model, self.prompt_hash, self._params, item_hash, examples)
 
     # ---- one chunk: a multi-item call, then the bad items alone ---------------------------
@@ -177,18 +185,27 @@ class Labeller:
         texts = [job.text for job in jobs]
         shots = merge_examples([job.examples for job in jobs], self.cfg.few_shot_k)
         messages = self.prompts.messages(self.label_set, texts, shots)
-        reply, _ = await self._ask(run, jobs, messages)
-        retry = [job for job, out in zip(jobs, reply) if isinstance(out, AnswerError)]
-        self.stats.reasks += len(retry)
-        errors = await _gather(self._label_alone(run, job) for job in retry)
+        try:
+            reply, _ = await self._ask(run, jobs, messages)
+        except ContextLengthError:  # together they do not fit: alone, only a long one fails
+            retry = jobs
+        else:
+            retry = [job for job, out in zip(jobs, reply) if isinstance(out, AnswerError)]
+            self.stats.reasks += len(retry)
+        errors = await gather(self._label_alone(run, job) for job in retry)
         if errors:
             raise errors[0]
 
     async def _label_alone(self, run: _Run, job: _Job) -> None:
-        """Ask about one item; feed each validation error back, at most cfg.max_reasks times."""
+        """Ask about one item; feed each validation error back, at most cfg.max_reasks times.
+        A prompt the provider refuses as too long for its context fails this item alone."""
         messages = self.prompts.messages(self.label_set, [job.text], job.examples)
         for attempt in range(1, self.cfg.max_reasks + 2):
-            outcome, raw = await self._ask(run, [job], messages)
+            try:
+                outcome, raw = await self._ask(run, [job], messages)
+            except ContextLengthError as exc:
+                self._record_too_long(run, job, exc)
+                return
             if not isinstance(outcome[0], AnswerError):
                 return
             if attempt <= self.cfg.max_reasks:
@@ -248,7 +265,7 @@ class Labeller:
             choices.extend(extra.choices)
         for job in jobs:  # each item of a multi-item call carries an equal share
             for response in responses:
-                _add_share(job.spent, response, len(jobs))
+                add_share(job.spent, response, len(jobs))
         return choices
 
     async def _call(self, run: _Run, request: ChatRequest) -> ChatResponse:
@@ -284,7 +301,7 @@ class Labeller:
         return LabelDecision(
             label=answer.label,
             confidence=verdict.confidence,
-            rationale=answer.rationale,
+            rationale=self._redact(answer.rationale),
             confidence_method=verdict.method,
             usage={**job.spent, "stated_confidence": answer.stated, **verdict.note},
             prompt_hash=self.prompt_hash,
@@ -302,16 +319,10 @@ class Labeller:
     def _record_failure(self, run: _Run, job: _Job, attempts: int, error: str, raw: str) -> None:
         """An item that never validated: an abstain with the reason (not cached)."""
         self.stats.failures += 1
-        usage = {**job.spent, "attempts": attempts, "error": error, "raw": raw[:2000]}
-        run.done[job.key] = LabelDecision(
-            label=None,
-            confidence=0.0,
-            rationale=f"invalid output after {attempts} attempts",
-            confidence_method="none",
-            usage=usage,
-            prompt_hash=self.prompt_hash,
-            model=self.backend.model,
-        )
+        error, raw = self._redact(error), self._redact(raw)
+        usage = {**job.spent, "attempts": attempts, "error": error, "raw": raw[:RAW_CHARS]}
+        rationale = f"invalid output after {attempts} attempts"
+        run.done[job.key] = failed_decision(rationale, usage, self.prompt_hash, self.backend.model)
         run.failed[job.key] = LLMValidationError(
             f"no valid answer after {attempts} attempts: {error}",
             attempts=attempts,
@@ -319,11 +330,25 @@ class Labeller:
             raw=raw,
         )
 
+    def _record_too_long(self, run: _Run, job: _Job, exc: ContextLengthError) -> None:
+        """An item whose prompt exceeds the model's context: an abstain with the reason (not
+        cached, nothing paid); the request goes on without it."""
+        self.stats.failures += 1
+        self.stats.too_long += 1
+        usage = {**job.spent, "attempts": exc.attempts, "error": self._redact(str(exc))}
+        rationale = "prompt too long for the model's context window"
+        run.done[job.key] = failed_decision(rationale, usage, self.prompt_hash, self.backend.model)
+
     def _from_cache(self, key: str) -> LabelDecision | None:
         payload = self.cache.cache_get(key) if self.cache is not None else None
         if payload is None:
             return None
-        return from_payload(payload, self.prompt_hash, self.backend.model)
+        decision = from_payload(payload, self.prompt_hash, self.backend.model)
+        return replace(decision, rationale=self._redact(decision.rationale))
+
+    def _redact(self, text: str) -> str:
+        """LLM text as it may be kept: every key (this backend's too) and key-shaped string out."""
+        return redact(text, self._key_envs)
 
     def _shots(
         self, items: Sequence[Item], examples: Sequence[Examples] | None
@@ -333,8 +358,8 @@ class Labeller:
             return [[] for _ in items]
         if len(examples) != len(items):
             raise ValueError(f"{len(examples)} example lists for {len(items)} items")
-        k = self.cfg.few_shot_k
-        return [[(str(t), str(label)) for t, label in ex][:k] for ex in examples]
+        k, limit = self.cfg.few_shot_k, self.cfg.max_text_chars
+        return [[(cut_text(str(t), limit), str(label)) for t, label in ex][:k] for ex in examples]
 
     def _temperature(self) -> float:
         if self.method == "consistency" and self.cfg.temperature == 0.0:
@@ -342,48 +367,8 @@ class Labeller:
         return self.cfg.temperature
 
 
-def _hash(item: Item) -> str:
+def _hash(item: Item, text: str) -> str:
+    """The hash that keys an item's answer: of its text, or of what was sent when it was cut."""
+    if text != item.text:
+        return text_hash(text)
     return item.text_hash or text_hash(item.text)
-
-
-def _add_share(spent: dict[str, float], response: ChatResponse, parts: int) -> None:
-    """Add 1/parts of a call's tokens and cost to an item's running usage."""
-    for name, value in (
-        ("calls", 1.0),
-        ("prompt_tokens", response.usage.prompt_tokens),
-        ("completion_tokens", response.usage.completion_tokens),
-        ("cost_usd", response.cost_usd),
-    ):
-        spent[name] = spent.get(name, 0.0) + value / parts
-
-
-async def _gather(coroutines: Any) -> list[BaseException]:
-    """Run all to completion (a failure never cancels the rest); return the exceptions."""
-    results = await asyncio.gather(*coroutines, return_exceptions=True)
-    return [r for r in results if isinstance(r, BaseException)]
-
-
-def _raise_incomplete(
-    errors: list[BaseException],
-    decisions: list[LabelDecision | None],
-    run: _Run,
-    pending: dict[str, _Job],
-) -> None:
-    """Raise what stopped the request, carrying the decisions made before it."""
-    for error in errors:
-        if not isinstance(error, LLMError):
-            raise error
-    for error in errors:
-        if isinstance(error, BudgetExceededError):
-            raise BudgetStop(error, decisions) from error
-    for error in errors:
-        if isinstance(error, LLMError):
-            raise LabellingFailed(error, decisions) from error
-    if pending and all(key in run.failed for key in pending):
-        last = run.failed[next(reversed(pending))]
-        raise LLMValidationError(
-            f"every one of {len(pending)} items failed validation; last: {last}",
-            attempts=last.attempts,
-            usage=last.usage,
-            raw=last.raw,
-        )

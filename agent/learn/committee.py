@@ -103,31 +103,40 @@ class Committee(BaseEstimator):  # type: ignore[misc]
         y: np.ndarray,
         n_classes: int | None = None,
         prior_embeddings: np.ndarray | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> Committee:
         """Fit on X (n, d) and label indices y (n,) in [0, n_classes); any class may be unlabelled.
 
         `prior_embeddings` (n_classes, d), the label descriptions' embeddings, adds the zero-shot
-        member. n may be 0: the committee then gives the prior (or uniform) probabilities.
+        member. `sample_weight` (n,) weighs rows (a person's label above an LLM's); the zero-shot
+        member fades with the total weight. n may be 0: the committee then gives the prior (or
+        uniform) probabilities.
         """
         X, y, n_classes = self._check_fit_input(X, y, n_classes, prior_embeddings)
+        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if weight is not None and weight.shape != y.shape:
+            raise ValueError(f"sample_weight {weight.shape} must match y {y.shape}")
+        mass = float(y.size if weight is None else weight.sum())
         self.n_classes_ = n_classes
         self.classes_ = np.arange(n_classes)
         self.n_features_in_ = X.shape[1]
         self.seen_classes_ = np.unique(y)
         self.n_labels_ = int(y.size)
         unseen = n_classes - self.seen_classes_.size
-        self.unseen_mass_ = unseen * self.alpha / (y.size + n_classes * self.alpha)
+        self.unseen_mass_ = unseen * self.alpha / (mass + n_classes * self.alpha)
         self.prior_embeddings_ = None if prior_embeddings is None else _unit_rows(prior_embeddings)
         self.prior_weight_ = 0.0
         if self.prior_embeddings_ is not None:
-            self.prior_weight_ = self.prior_strength / (self.prior_strength + y.size)
+            self.prior_weight_ = self.prior_strength / (self.prior_strength + mass)
         local = np.searchsorted(self.seen_classes_, y)
-        self.coef_, self.intercept_ = self._fit_member(X, local)
+        self.coef_, self.intercept_ = self._fit_member(X, local, weight)
         rng = np.random.default_rng(self.random_state)
         coefs, intercepts = [], []
         for _ in range(self.n_members):
             rows = _stratified_bootstrap(local, rng)
-            coef, intercept = self._fit_member(X[rows], local[rows])
+            coef, intercept = self._fit_member(
+                X[rows], local[rows], None if weight is None else weight[rows]
+            )
             coefs.append(coef)
             intercepts.append(intercept)
         dim, n_seen = X.shape[1], self.seen_classes_.size
@@ -164,7 +173,9 @@ class Committee(BaseEstimator):  # type: ignore[misc]
             raise ValueError("n_members must be >= 0, alpha and temperature > 0")
         return X, y, n_classes
 
-    def _fit_member(self, X: np.ndarray, local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _fit_member(
+        self, X: np.ndarray, local: np.ndarray, weight: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One logistic regression over the seen classes -> coef (S, d), intercept (S,) float32.
 
         With fewer than two seen classes there is nothing to separate: zero weights (constant).
@@ -183,7 +194,7 @@ class Committee(BaseEstimator):  # type: ignore[misc]
         with threadpool_limits(limits=1), warnings.catch_warnings():
             # "more unique classes than half the samples" is the normal state of a cold start
             warnings.filterwarnings("ignore", "The number of unique classes", UserWarning)
-            lr.fit(X, local)
+            lr.fit(X, local, sample_weight=weight)
         coef, intercept = lr.coef_.astype(np.float32), lr.intercept_.astype(np.float32)
         if n_seen == 2:  # binary fit: p(1) = sigmoid(w.x + b) == softmax([0, w.x + b])[1]
             coef = np.vstack([np.zeros_like(coef), coef])

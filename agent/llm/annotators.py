@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import ConfigError
-from agent.llm.item_markup import ABSTAIN, find_items
+from agent.llm.item_markup import ABSTAIN, PromptTexts, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.types import LabelSet, text_hash
 
@@ -150,7 +150,7 @@ class SimulatedLLM(_AnsweringBackend):
         unknown = sorted({g for g in gold.values() if g not in label_set})
         if unknown:
             raise ConfigError(f"gold labels outside the label set: {unknown[:5]}")
-        self._gold = {text_hash(t): label_set.index(g) for t, g in gold.items()}
+        self._gold = PromptTexts((t, label_set.index(g)) for t, g in gold.items())
         self._weights = confusion_weights(
             len(label_set), label_embeddings, confusion, confusion_temperature
         )
@@ -158,7 +158,7 @@ class SimulatedLLM(_AnsweringBackend):
         self._mean_right = min(1.0, accuracy / answered) if answered > 0 else 0.0
 
     def _verdict(self, text: str, sample: int) -> Verdict:
-        gold = self._gold.get(text_hash(text))
+        gold = self._gold.get(text)
         rng = np.random.default_rng([self.seed, int(text_hash(text)[:15], 16), sample])
         if gold is None or rng.random() < self.abstain_rate:
             return None, float(rng.uniform(0.3, 0.7)), None
@@ -190,24 +190,22 @@ class ReplayLLM(_AnsweringBackend):
         self._answers = self._read(self.path, label_set)
 
     @staticmethod
-    def _read(path: Path, label_set: LabelSet) -> dict[str, tuple[str | None, float]]:
+    def _read(path: Path, label_set: LabelSet) -> PromptTexts[tuple[str | None, float]]:
         if not path.is_file():
             raise ConfigError("replay file not found", file=str(path))
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if not {"text", "label"} <= set(reader.fieldnames or ()):
                 raise ConfigError("replay CSV needs the header text,label", file=str(path), row=1)
-            answers: dict[str, tuple[str | None, float]] = {}
+            answers: list[tuple[str, tuple[str | None, float]]] = []
             for row_no, row in enumerate(reader, start=2):
                 label = (row.get("label") or "").strip()
-                answers.setdefault(
-                    text_hash(row["text"] or ""),
-                    (label if label in label_set else None, _confidence(row, path, row_no)),
-                )
-        return answers
+                answer = (label if label in label_set else None, _confidence(row, path, row_no))
+                answers.append((row["text"] or "", answer))
+        return PromptTexts(answers)
 
     def _verdict(self, text: str, sample: int) -> Verdict:
-        label, confidence = self._answers.get(text_hash(text), (None, 0.5))
+        label, confidence = self._answers.get(text) or (None, 0.5)
         return label, confidence, None
 
 

@@ -35,6 +35,8 @@ def classify_litellm_error(exc: BaseException) -> Failure | None:
     if (refused := connection_failure(exc)) is not None:
         return refused
     litellm = import_litellm()
+    if isinstance(exc, litellm.ContextWindowExceededError):
+        return Failure("context_length", _message(exc), status=400)
     if isinstance(exc, litellm.Timeout):
         return Failure("timeout", "no answer within the timeout")
     if isinstance(exc, litellm.APIConnectionError):
@@ -89,7 +91,8 @@ class LiteLLMBackend:
         self._litellm = import_litellm()
         self.model = model
         self.api_base = api_base
-        self._api_key_env = api_key_env or self._key_env_for_local_server()
+        # The variable the key is read from; None: litellm reads the provider's usual one.
+        self.key_env = api_key_env or self._key_env_for_local_server()
         self._check_keys()
         self._timeout_s = timeout_s
         self._headers = dict(extra_headers or {})
@@ -102,7 +105,13 @@ class LiteLLMBackend:
             supports_logprobs if supports_logprobs is not None else self._accepts("logprobs")
         )
         self.guard = CallGuard(
-            model=model, concurrency=concurrency, rpm=rpm, tpm=tpm, retry=retry, seed=seed
+            model=model,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            retry=retry,
+            seed=seed,
+            key_env=self.key_env,
         )
 
     def __repr__(self) -> str:
@@ -121,7 +130,7 @@ class LiteLLMBackend:
 
     def _check_keys(self) -> None:
         """Fail at once, naming the variable, when a hosted provider's API key is missing."""
-        if self._api_key_env is not None:
+        if self.key_env is not None:
             return
         try:
             report = self._litellm.validate_environment(model=self.model)
@@ -158,9 +167,9 @@ class LiteLLMBackend:
         )
         if self.api_base is not None:
             kwargs["api_base"] = self.api_base
-        if self._api_key_env is not None:
+        if self.key_env is not None:
             placeholder = LOCAL_PLACEHOLDER_KEY if self.api_base is not None else None
-            kwargs["api_key"] = os.environ.get(self._api_key_env) or placeholder
+            kwargs["api_key"] = os.environ.get(self.key_env) or placeholder
         if self._headers:
             kwargs["extra_headers"] = self._headers
         return kwargs

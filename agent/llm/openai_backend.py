@@ -43,8 +43,9 @@ def classify_openai_error(exc: BaseException) -> Failure | None:
     if isinstance(exc, openai.APIConnectionError):
         return Failure("connection", f"could not reach the server ({type(exc.__cause__).__name__})")
     if isinstance(exc, openai.APIStatusError):
+        code = exc.code if isinstance(exc.code, str) else None
         return failure_for_status(
-            exc.status_code, exc.message, exc.response.headers.get("retry-after")
+            exc.status_code, exc.message, exc.response.headers.get("retry-after"), code
         )
     return classify_malformed(exc)
 
@@ -87,12 +88,18 @@ class OpenAIBackend:
         self.supports_json_schema = supports_json_schema
         self.supports_logprobs = supports_logprobs
         self._wire_model, default_env = split_model(model)
-        self._key_env = api_key_env or default_env
+        self.key_env = api_key_env or default_env  # the variable the key is read from
         self._check_key()
         self._timeout_s = timeout_s
         self._headers = dict(default_headers or {})
         self.guard = CallGuard(
-            model=model, concurrency=concurrency, rpm=rpm, tpm=tpm, retry=retry, seed=seed
+            model=model,
+            concurrency=concurrency,
+            rpm=rpm,
+            tpm=tpm,
+            retry=retry,
+            seed=seed,
+            key_env=self.key_env,
         )
         self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(self._new_client)
         self._price = price_per_token(model)  # imports litellm (its cost map) on first use
@@ -102,13 +109,13 @@ class OpenAIBackend:
 
     def _check_key(self) -> None:
         """A hosted endpoint needs its key in the environment; say which variable is missing."""
-        if self.api_base is None and not os.environ.get(self._key_env):
-            raise ConfigError(f"{self._key_env} is not set in the environment", field="llm.model")
+        if self.api_base is None and not os.environ.get(self.key_env):
+            raise ConfigError(f"{self.key_env} is not set in the environment", field="llm.model")
 
     def _new_client(self) -> openai.AsyncOpenAI:
         """A client for the running event loop; the key is read from the environment here."""
         return openai.AsyncOpenAI(
-            api_key=os.environ.get(self._key_env) or LOCAL_PLACEHOLDER_KEY,
+            api_key=os.environ.get(self.key_env) or LOCAL_PLACEHOLDER_KEY,
             base_url=self.api_base,
             timeout=self._timeout_s,
             max_retries=0,

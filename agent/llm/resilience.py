@@ -2,13 +2,14 @@
 
 The adapters turn their SDK's exceptions into a neutral `Failure`; `CallGuard.run` decides
 whether to wait and try again (429, 5xx, timeouts, dropped connections, unreadable bodies)
-or to stop at once (400/401/403/404), and raises `LLMError` when the attempts run out.
+or to stop at once (400/401/403/404), and raises `LLMError` when the attempts run out. A
+prompt longer than the model's context (400 `context_length_exceeded` and its kin, or 413) is
+a `ContextLengthError`, so that the caller can fail that one item and go on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import socket
@@ -19,13 +20,18 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Generic, TypeVar
 
-from agent.errors import LLMError
+from agent.errors import ContextLengthError, LLMError
+from agent.llm.secrets import redact as redact  # errors and stored LLM text: one redaction
 
 T = TypeVar("T")
 
 _MAX_NAP_S = 0.05
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
-_SECRET_PATTERNS = (re.compile(r"sk-[A-Za-z0-9_\-*]{6,}"), re.compile(r"(?i)bearer\s+\S+"))
+# How providers word "the prompt does not fit" (OpenAI, vLLM, Anthropic, Gemini, litellm).
+_CONTEXT_LENGTH = re.compile(
+    r"(?i)context_length_exceeded|context[ _]?window|maximum context length|context length"
+    r"|prompt is too long|input is too long|too many input tokens|input token count.*exceeds"
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +53,7 @@ class RetryPolicy:
 class Failure:
     """One failed attempt, described without the SDK: what happened and whether to retry."""
 
-    kind: str  # rate_limit | server | timeout | connection | malformed | client
+    kind: str  # rate_limit | server | timeout | connection | malformed | client | context_length
     message: str
     status: int | None = None
     retry_after_s: float | None = None
@@ -55,22 +61,36 @@ class Failure:
 
     @property
     def retryable(self) -> bool:
-        return self.kind != "client"
+        return self.kind not in ("client", "context_length")
 
-    def describe(self) -> str:
+    def describe(self, key_envs: tuple[str, ...] = ()) -> str:
+        """One line for an error message, with keys (also those in `key_envs`) redacted."""
         status = f"HTTP {self.status} " if self.status is not None else ""
-        return f"{status}{self.kind}: {redact(self.message)[:300]}"
+        return f"{status}{self.kind}: {redact(self.message, key_envs)[:300]}"
 
 
-def failure_for_status(status: int, message: str, retry_after: str | None) -> Failure:
-    """Classify an HTTP error status; only 408/409/429/5xx are worth another attempt."""
+def failure_for_status(
+    status: int, message: str, retry_after: str | None, code: str | None = None
+) -> Failure:
+    """Classify an HTTP error status; only 408/409/429/5xx are worth another attempt.
+
+    A 400 whose message or error `code` says the prompt exceeds the context window, or a
+    413, is 'context_length': not retried, and raised as `ContextLengthError`.
+    """
     if status == 429:
         kind = "rate_limit"
     elif status in RETRYABLE_STATUS:
         kind = "server"
+    elif status == 413 or (status == 400 and is_context_length(f"{message} {code or ''}")):
+        kind = "context_length"
     else:
         kind = "client"
     return Failure(kind, message, status=status, retry_after_s=parse_retry_after(retry_after))
+
+
+def is_context_length(message: str) -> bool:
+    """Whether an error body says the prompt is longer than the model's context window."""
+    return bool(_CONTEXT_LENGTH.search(message))
 
 
 def connection_failure(exc: BaseException) -> Failure | None:
@@ -105,16 +125,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
         when = when.replace(tzinfo=timezone.utc)
     current = datetime.now(timezone.utc).timestamp() if now is None else now
     return max(0.0, when.timestamp() - current)
-
-
-def redact(text: str) -> str:
-    """Remove anything that looks like a credential, and the values of *_API_KEY variables."""
-    for name, value in os.environ.items():
-        if name.endswith(("_API_KEY", "_TOKEN", "_SECRET")) and len(value) >= 4:
-            text = text.replace(value, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub("***", text)
-    return text
 
 
 class PerLoop(Generic[T]):
@@ -202,8 +212,10 @@ class CallGuard:
         tpm: int | None = None,
         retry: RetryPolicy | None = None,
         seed: int = 0,
+        key_env: str | None = None,
     ) -> None:
         self.model = model
+        self.key_envs = (key_env,) if key_env else ()  # a key variable without a secret suffix
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
         self._semaphore: PerLoop[asyncio.Semaphore] = PerLoop(
@@ -275,7 +287,8 @@ class CallGuard:
         extra = f" ({note}: {failure.retry_after_s:.0f}s)" if note else ""
         message = (
             f"LLM call to {self.model} failed after {attempts} attempt(s), {verdict}{extra}: "
-            f"{failure.describe()}"
+            f"{failure.describe(self.key_envs)}"
         )
-        raw = redact(failure.raw)[:2000] if failure.raw else None
-        return LLMError(message, attempts=attempts, raw=raw)
+        raw = redact(failure.raw, self.key_envs)[:2000] if failure.raw else None
+        error = ContextLengthError if failure.kind == "context_length" else LLMError
+        return error(message, attempts=attempts, raw=raw)

@@ -7,8 +7,10 @@ assert what was sent, how many calls arrived and how many were in flight at once
 Faults, per server (`server.script(...)`, consumed one per request) or per request (header
 `x-test-fault`): "ok", "429[:retry_after]", any other status "NNN", "hang[:seconds]",
 "malformed" (a broken JSON body), "empty" (valid JSON without choices), "bad_label" (a label
-outside the schema's enum).
-Header `x-test-latency` overrides the server's latency for one request.
+outside the schema's enum), "context_length" (OpenAI's 400 `context_length_exceeded`).
+Header `x-test-latency` overrides the server's latency for one request. With
+`knobs.context_chars` set, every request whose messages hold more characters than that gets
+the same 400, like a model with a small context window.
 
 Out of process (benchmarks, manual runs): `python -m agent.llm.test_server --latency 0.2`
 prints its base URL and serves `/_stats` (the counters as JSON).
@@ -36,6 +38,7 @@ from aiohttp import web
 Policy = Callable[[dict[str, Any]], str]
 FAULT_HEADER = "x-test-fault"
 LATENCY_HEADER = "x-test-latency"
+MAX_BODY_BYTES = 64 * 1024 * 1024  # aiohttp's 1 MiB default would answer 413 to big prompts
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Knobs:
     api_key: str | None = None  # when set, requests must carry `Authorization: Bearer <key>`
     model_ids: tuple[str, ...] = ("test-model",)
     record: bool = True  # keep request bodies and headers in `stats` (off for long runs)
+    context_chars: int | None = None  # prompts longer than this get 400 context_length_exceeded
 
 
 @dataclass
@@ -218,7 +222,7 @@ class LLMTestServer:
         assert self._loop is not None
         loop = self._loop
         asyncio.set_event_loop(loop)
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_stats", self._stats)
@@ -274,6 +278,9 @@ class LLMTestServer:
         fault = request.headers.get(FAULT_HEADER) or (
             self._script.popleft() if self._script else "ok"
         )
+        limit = self.knobs.context_chars
+        if limit is not None and _prompt_chars(body) > limit:
+            fault = "context_length"
         stats.faults[fault.split(":")[0]] += 1
         latency = float(request.headers.get(LATENCY_HEADER, self.knobs.latency_s))
         if latency > 0:
@@ -293,6 +300,8 @@ class LLMTestServer:
             return web.json_response(
                 {"id": "chatcmpl-empty", "object": "chat.completion", "choices": []}
             )
+        elif kind == "context_length":
+            return _context_length_error(_prompt_chars(body), self.knobs.context_chars)
         elif kind == "malformed":
             return web.Response(
                 text='{"id": "chatcmpl-broken", "choices": [{"mess', content_type="application/json"
@@ -338,11 +347,29 @@ class LLMTestServer:
         }
 
 
+def _prompt_chars(body: dict[str, Any]) -> int:
+    """Characters in the request's messages (what a context window limits, 4 to a token)."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return 0
+    return sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+
+
 def _count_tokens(body: dict[str, Any], choices: list[dict[str, Any]]) -> tuple[int, int]:
     """Rough token counts (4 characters a token), enough for cost and TPM tests."""
-    prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", []))
     completion_chars = sum(len(c["message"]["content"]) for c in choices)
-    return prompt_chars // 4 + 1, completion_chars // 4 + 1
+    return _prompt_chars(body) // 4 + 1, completion_chars // 4 + 1
+
+
+def _context_length_error(prompt_chars: int, limit_chars: int | None) -> web.Response:
+    """OpenAI's answer to a prompt longer than the model's context window, word for word."""
+    limit = (limit_chars or 0) // 4
+    message = (
+        f"This model's maximum context length is {limit} tokens. However, your messages "
+        f"resulted in {prompt_chars // 4 + 1} tokens. Please reduce the length of the messages."
+    )
+    error = {"message": message, "type": "invalid_request_error", "param": "messages"}
+    return web.json_response({"error": {**error, "code": "context_length_exceeded"}}, status=400)
 
 
 def _error(
@@ -361,9 +388,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--no-logprobs", action="store_true", help="never answer logprobs")
     parser.add_argument("--record", action="store_true", help="keep request bodies in memory")
+    parser.add_argument("--context-chars", type=int, help="refuse longer prompts with a 400")
     args = parser.parse_args(argv)
     server = LLMTestServer(
-        latency_s=args.latency, logprobs=not args.no_logprobs, record=args.record
+        latency_s=args.latency,
+        logprobs=not args.no_logprobs,
+        record=args.record,
+        context_chars=args.context_chars,
     )
     with server:
         print(server.base_url, flush=True)

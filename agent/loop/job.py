@@ -1,20 +1,24 @@
 """The batch job behind `labelagent run`: rounds until a budget, the round limit or the target.
 
 Budgets are project totals (human labels ever given, LLM calls ever paid), so a job that is
-killed and rerun keeps to the same budget. Each round ends with a retrain and a fresh
-accuracy estimate in the store; the job ends with the classifier's final pass.
+killed and rerun keeps to the same budget; its rounds carry on where it stopped
+(`agent.loop.resume`). A job with a holder name holds the project's run lock throughout
+(`agent.loop.runlock`). Each round ends with a retrain and a fresh accuracy estimate in the
+store; the job ends with the classifier's final pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import BudgetExceededError
 from agent.loop.final import final_audit, final_pass
 from agent.loop.record import HumanLabel, record_human_labels
+from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
 from agent.loop.rounds import RoundStats, refresh_queue, run_round
+from agent.loop.runlock import RunLock
 from agent.loop.state import LoopState
 from agent.routing.accuracy import final_audit_size, store_estimate
 from agent.types import Item, Kind, QueueEntry, Source
@@ -44,6 +48,7 @@ class JobReport:
 
     stop_reason: str = ""
     rounds: list[RoundStats] = field(default_factory=list)
+    resumed_rounds: int = 0  # rounds of the same plan an interrupted run finished earlier
     human_labels: int = 0
     llm_calls: int = 0
     status: dict[str, Any] = field(default_factory=dict)
@@ -66,14 +71,55 @@ def run_job(
     labeller: Labeller | None = None,
     oracle: Oracle | None = None,
     on_event: Progress | None = None,
+    *,
+    holder: str | None = None,
+    force: bool = False,
+    fresh: bool = False,
 ) -> JobReport:
-    """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass."""
-    report, notify = JobReport(), on_event or (lambda _kind, _data: None)
+    """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass.
+
+    With a `holder` name the job holds the project's run lock from start to end (a live
+    holder's lock is refused with a StoreError; `force` takes it over), closes rounds a killed
+    run left open and claims items for the LLM under that name. A rerun of an unfinished plan
+    (the same limits) does only its remaining rounds, unless `fresh`.
+    """
+    notify = on_event or (lambda _kind, _data: None)
+    if holder is not None:
+        state.holder = holder
+    with RunLock(state.store, holder, force=force) as lock:
+        if holder is not None:
+            state.store.close_interrupted_rounds(INTERRUPTED_NOTE)
+        plan = begin_run(state.store, asdict(limits), fresh)
+        report = JobReport(resumed_rounds=plan.resumed_rounds)
+        if plan.resumed_rounds:
+            notify("resume", {"rounds_done": plan.resumed_rounds, "rounds": limits.rounds})
+        _rounds(state, limits, labeller, oracle, notify, report, lock)
+        lock.check()
+        _finish(state, limits, oracle, notify)
+        finish_run(state.store)
+    report.human_labels = human_label_count(state)
+    report.llm_calls = paid_llm_calls(state)
+    return report
+
+
+def _rounds(
+    state: LoopState,
+    limits: JobLimits,
+    labeller: Labeller | None,
+    oracle: Oracle | None,
+    notify: Progress,
+    report: JobReport,
+    lock: RunLock,
+) -> None:
+    """The rounds, until a stop reason (kept in `report`) or a lock taken over (StoreError)."""
     state.reload_labels()
     while not (reason := _stop_reason(state, limits, report, labeller, oracle)):
+        lock.check()
         round_no = state.store.start_round()
         try:
-            stats = run_round(state, round_no, labeller, _round_size(state, limits))
+            asking = _llm_for_round(state, labeller)
+            stats = run_round(state, round_no, asking, _round_size(state, limits, asking))
+            stats.llm_note = _record_llm_trust(state, labeller, asking)
         except BudgetExceededError as exc:
             report.stop_reason = f"LLM budget reached ({exc})"
             break
@@ -83,10 +129,6 @@ def run_job(
         report.rounds.append(stats)
         notify("round", stats.to_json())
     report.stop_reason = report.stop_reason or reason or "nothing left to select"
-    _finish(state, limits, oracle, notify)
-    report.human_labels = human_label_count(state)
-    report.llm_calls = paid_llm_calls(state)
-    return report
 
 
 def _stop_reason(
@@ -96,7 +138,7 @@ def _stop_reason(
     labeller: Labeller | None,
     oracle: Oracle | None,
 ) -> str:
-    if limits.rounds is not None and len(report.rounds) >= limits.rounds:
+    if limits.rounds is not None and report.resumed_rounds + len(report.rounds) >= limits.rounds:
         return f"{limits.rounds} rounds done"
     llm_spent = limits.llm_budget is not None and paid_llm_calls(state) >= limits.llm_budget
     if labeller is not None and llm_spent:
@@ -132,10 +174,38 @@ def _round_room(state: LoopState, limits: JobLimits) -> int | None:
     return limits.human_per_round if room is None else min(room, limits.human_per_round)
 
 
-def _round_size(state: LoopState, limits: JobLimits) -> int:
-    if limits.llm_budget is None or state.backend is None:
-        return limits.batch_size
-    return max(1, min(limits.batch_size, limits.llm_budget - paid_llm_calls(state)))
+def _llm_for_round(state: LoopState, labeller: Labeller | None) -> Labeller | None:
+    """The labeller, unless audits show the LLM below the classifier: then nobody is asked
+    this round (the trust is re-read every round, so the LLM comes back if that changes)."""
+    if labeller is None:
+        return None
+    trust = state.trust()
+    return labeller if trust.worth_calling(state.config.routing.trust_audits) else None
+
+
+def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Labeller | None) -> str:
+    """What audits say of the LLM and what the job did about it; kept in the store for
+    `status` ("LLM right on 33 % of 60 audits ...; relying on the classifier")."""
+    if labeller is None:
+        return ""
+    trust = state.trust()
+    note = trust.describe() + ("" if asking is not None else "; relying on the classifier")
+    state.store.set_meta("llm_trust", trust.to_json() | {"asked": asking is not None, "note": note})
+    return note
+
+
+def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) -> int:
+    """Items to select: the batch, but while audits have not measured the LLM yet only a
+    probe of it goes to the LLM, and never more than the LLM budget has room for."""
+    size = limits.batch_size
+    if labeller is None:
+        return size
+    routing = state.config.routing
+    if not state.trust().established(routing.trust_audits):
+        size = min(size, routing.llm_probe)
+    if limits.llm_budget is not None:
+        size = max(1, min(size, limits.llm_budget - paid_llm_calls(state)))
+    return size
 
 
 def _audit_reserve(state: LoopState, limits: JobLimits) -> int:

@@ -16,9 +16,10 @@ import numpy as np
 
 from agent.loop.entries import llm_view, queue_entries
 from agent.loop.state import LoopState
-from agent.routing.priority import AUDIT_BONUS, DENSITY_POWER, review_priority
+from agent.routing.priority import AUDIT_BONUS, AUDIT_REASONS, DENSITY_POWER, review_priority
 from agent.routing.route import REASONS, Route, RoutingResult, route
 from agent.routing.thresholds import Evidence, Thresholds, fit_thresholds
+from agent.routing.trust import LLM_AUDIT
 from agent.routing.votes import best_label
 from agent.types import NO_LABEL, Annotation, Item, Kind, LabelDecision, Source
 
@@ -40,6 +41,7 @@ class RoundStats:
     audits: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
+    llm_note: str = ""  # what audits say of the LLM, and whether it was asked this round
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -53,7 +55,10 @@ def current_thresholds(state: LoopState) -> Thresholds:
 def run_round(
     state: LoopState, round_no: int, labeller: Labeller | None, n: int
 ) -> RoundStats:
-    """Select n candidates, get the LLM's view (if any), route them, persist everything."""
+    """Select n candidates, get the LLM's view (if any), route them, persist everything.
+
+    With an LLM configured but `labeller` None (audits show it adds nothing), the items go to
+    people as 'llm_off', ordered by the classifier alone."""
     stats = RoundStats(round_no)
     positions = state.select_positions(n)
     if positions.size == 0:
@@ -63,8 +68,12 @@ def run_round(
     llm_label, llm_conf = _vote_arrays(state, decisions, len(items))
     thresholds = current_thresholds(state)
     result = _route(state, positions, llm_label, llm_conf, thresholds, round_no)
+    if decisions is not None:
+        _mark_llm_audits(state, result, round_no)
+    elif state.labeller_mode == "llm":
+        result.reason[:] = REASONS.index("llm_off")
     _record_model_votes(state, items, positions, result, round_no)
-    _apply(state, items, positions, result, decisions, round_no, labeller)
+    _apply(state, items, positions, result, decisions, llm_label, round_no, labeller)
     stats.selected = len(items)
     stats.llm_calls = 0 if decisions is None else sum(not d.cached for d in decisions)
     stats.auto_accepted = int(np.sum(result.route == Route.AUTO_ACCEPT))
@@ -86,12 +95,17 @@ def _prelabel(
     """The LLM's decision on each item (None without an LLM); new votes stored at once.
 
     An item that already has an LLM vote (its round was interrupted before routing) keeps
-    that vote: no item is ever sent to the LLM twice.
+    that vote, and only items claimed in the store (`claim_for_llm`) are sent: an item that
+    another live worker claimed gets that worker's answer. No item is sent to the LLM twice.
     """
+    from agent.loop.claims import answers_of_others
+
     if labeller is None:
         return None
     earlier = _earlier_votes(state, items)
-    fresh = [j for j, item in enumerate(items) if item.key not in earlier]
+    unvoted = [item.key for item in items if item.key not in earlier]
+    claimed = set(state.store.claim_for_llm(unvoted, state.holder)) if unvoted else set()
+    fresh = [j for j, item in enumerate(items) if item.key in claimed]
     asked = (
         labeller.label_items_sync(
             [items[j] for j in fresh], state.few_shot_examples(positions[fresh])
@@ -101,6 +115,7 @@ def _prelabel(
     )
     state.store.add_annotations([_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)])
     answers = dict(zip(fresh, asked))
+    earlier |= answers_of_others(state.store, sorted(set(unvoted) - claimed), vote_decision)
     return [answers[j] if j in answers else earlier[item.key] for j, item in enumerate(items)]
 
 
@@ -174,6 +189,22 @@ def _route(
     )
 
 
+def _mark_llm_audits(state: LoopState, result: RoutingResult, round_no: int) -> None:
+    """Send a uniform random share of the LLM-labelled items to people as 'llm_audit': until
+    `trust_audits` are in (answered or waiting) as many as are missing, then a small rate."""
+    routing = state.config.routing
+    waiting = sum(e.reason == LLM_AUDIT for e in state.store.pending())
+    missing = routing.trust_audits - state.trust().checked - waiting
+    rng = np.random.default_rng([state.config.seed, round_no, 29])
+    n = result.route.size
+    if missing > 0:
+        chosen = rng.choice(n, size=min(missing, n), replace=False)
+    else:
+        chosen = np.flatnonzero(rng.random(n) < routing.llm_audit_rate)
+    result.route[chosen] = Route.AUDIT
+    result.reason[chosen] = REASONS.index(LLM_AUDIT)
+
+
 def _record_model_votes(
     state: LoopState,
     items: list[Item],
@@ -213,6 +244,7 @@ def _apply(
     positions: np.ndarray,
     result: RoutingResult,
     decisions: list[LabelDecision] | None,
+    llm_label: np.ndarray,
     round_no: int,
     labeller: Labeller | None,
 ) -> None:
@@ -236,7 +268,10 @@ def _apply(
         ]
     )
     review = np.flatnonzero(result.route != Route.AUTO_ACCEPT)
-    priority = _priority(state, positions[review], result.p_wrong[review])
+    best, p_wrong = state.posterior(positions, llm_label) or (
+        result.label, result.p_wrong
+    )
+    priority = _priority(state, positions[review], p_wrong[review])
     priority[result.route[review] == Route.AUDIT] += AUDIT_BONUS
     views = [llm_view(decisions[j] if decisions else None) for j in review]
     entries = queue_entries(
@@ -244,8 +279,8 @@ def _apply(
         positions[review],
         [str(r) for r in result.reason_names()[review]],
         priority,
-        result.label[review],
-        result.p_wrong[review],
+        best[review],
+        p_wrong[review],
         round_no,
         views,
         [_reviews_needed(state, items[j]) for j in review],
@@ -278,9 +313,11 @@ def refresh_queue(state: LoopState) -> int:
     latest = state.store.latest_votes(Source.LLM.value, keys)
     decisions = [vote_decision(latest[k]) if k in latest else None for k in keys]
     llm_label, llm_conf = _vote_arrays(state, decisions, len(keys))
-    best, p_wrong = best_label(state.votes(positions, llm_label, llm_conf))
+    best, p_wrong = state.posterior(positions, llm_label) or best_label(
+        state.votes(positions, llm_label, llm_conf)
+    )
     priority = _priority(state, positions, p_wrong)
-    priority[np.array([e.reason == "audit" for e in pending])] += AUDIT_BONUS
+    priority[np.array([e.reason in AUDIT_REASONS for e in pending])] += AUDIT_BONUS
     entries = queue_entries(
         state,
         positions,

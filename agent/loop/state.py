@@ -7,6 +7,7 @@ restarted process picks up where the last one stopped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,12 +16,14 @@ from agent.config import ProjectConfig
 from agent.embed import Embedder, make_embedder
 from agent.learn.cells import kmeans_cells
 from agent.learn.committee import Committee, zero_shot_proba
+from agent.learn.crossfit import out_of_fold
 from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
 from agent.loop.pool import Pool, build_pool
 from agent.routing.evidence import Verdicts, collect_verdicts
 from agent.routing.priority import unlabelled_in_cell
+from agent.routing.trust import LLMTrust, llm_posterior, llm_trust
 from agent.routing.votes import Votes, best_label
 from agent.store.protocol import ProjectStore
 from agent.types import NO_LABEL, LabelSet, Source
@@ -52,11 +55,14 @@ class LoopState:
         self.embedder = embedder or make_embedder(self.config.embedding_model)
         self.backend = backend
         self.progress = progress
+        # Who claims items for the LLM (with this process's pid and host): one name per worker.
+        self.holder = "labelagent"
         self._pool: Pool | None = None
         self._committee: Committee | None = None
         self._scores: Scores | None = None
         self._cells: np.ndarray | None = None
         self._verdicts: tuple[int, Verdicts] | None = None
+        self._crossfit: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -86,29 +92,82 @@ class LoopState:
         return self._committee
 
     def retrain(self) -> Committee:
-        """Fit the committee on human-verified labels (reviews, imported gold) and, unless
-        configured off, on auto-accepted LLM labels (their precision is audited)."""
+        """Fit the committee on human-verified labels (reviews, imported gold), unless
+        configured off on auto-accepted LLM labels (their precision is audited), and, once
+        audits have measured the LLM, on its votes over the pool, weighted by what they are
+        worth (`LLMTrust.weight`); people's labels then weigh `human_weight` each."""
+        rows, labels, weight = self._training_set()
+        committee = self._committee_on(rows, labels, weight, self.config.committee_size)
+        self._committee, self._scores, self._crossfit = committee, None, None
+        if weight is not None:  # the LLM's votes are in: score them out of fold
+            voted = rows[weight < self.config.routing.human_weight]
+            self._crossfit = (voted, self._out_of_fold(rows, labels, weight, voted))
+        return committee
+
+    def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
             mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
-        committee = Committee(n_members=self.config.committee_size, random_state=self.config.seed)
-        committee.fit(
-            pool.vectors[mask],
-            pool.labels[mask],
+        rows = np.flatnonzero(mask)
+        trust = self.trust()
+        if self.backend is None or not trust.established(self.config.routing.trust_audits):
+            return rows, pool.labels[rows], None
+        pos, llm, _ = self.llm_votes()
+        extra = ~mask[pos]
+        if trust.weight <= 0 or not extra.any():
+            return rows, pool.labels[rows], None
+        weight = np.where(pool.human_mask[rows], self.config.routing.human_weight, 1.0)
+        return (
+            np.concatenate([rows, pos[extra]]),
+            np.concatenate([pool.labels[rows], llm[extra]]),
+            np.concatenate([weight, np.full(int(extra.sum()), trust.weight)]),
+        )
+
+    def _committee_on(
+        self, rows: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, members: int
+    ) -> Committee:
+        pool = self.pool
+        committee = Committee(n_members=members, random_state=self.config.seed)
+        return committee.fit(
+            pool.vectors[rows],
+            labels,
             len(self.label_set),
             prior_embeddings=pool.label_vectors,
+            sample_weight=weight,
         )
-        self._committee, self._scores = committee, None
-        return committee
+
+    def _out_of_fold(
+        self, rows: np.ndarray, labels: np.ndarray, weight: np.ndarray, voted: np.ndarray
+    ) -> np.ndarray:
+        """Probabilities (m, C) for the LLM-labelled positions `voted` from models that never
+        saw their labels (cross-fitting), so disagreement with the LLM means something."""
+        index = {int(r): i for i, r in enumerate(rows)}
+
+        def fit(train: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            at = np.array([index[int(r)] for r in train], dtype=np.int64)
+            model = self._committee_on(train, labels[at], weight[at], members=0)
+            return lambda held: model.predict_proba(self.pool.vectors[held])
+
+        folds, seed = self.config.routing.crossfit_folds, self.config.seed
+        return out_of_fold(rows, voted, fit, folds, seed)
+
+    def trust(self) -> LLMTrust:
+        """The LLM's record on random audits so far (see `agent.routing.trust`)."""
+        return llm_trust(self.verdicts(), len(self.label_set), self.config.routing.confidence_level)
 
     @property
     def scores(self) -> Scores:
         """Committee probabilities for the whole pool, computed once per fit."""
         if self._scores is None:
             committee, vectors = self.committee, self.pool.vectors
+            probs = committee.predict_proba(vectors)
+            if self._crossfit is not None:  # LLM-taught rows: what a model without them says
+                voted, oof = self._crossfit
+                probs[voted] = oof
             self._scores = Scores(
-                committee.predict_proba(vectors),
+                probs,
                 committee.member_proba(vectors),
                 zero_shot_proba(vectors, self.pool.label_vectors, committee.temperature),
             )
@@ -173,16 +232,28 @@ class LoopState:
         return pos, labels, conf
 
     def best_guess(self) -> np.ndarray:
-        """Best label index (n,) for every item: its label, else the pooled LLM + classifier
-        view (items the LLM has seen), else the classifier's argmax. Never NO_LABEL."""
+        """Best label index (n,) for every item: its label, else the LLM and the classifier
+        combined (items the LLM has seen), else the classifier's argmax. Never NO_LABEL."""
         guess = self.scores.probs.argmax(axis=1)
         pos, llm, conf = self.llm_votes()
         if pos.size:
-            pooled, _ = best_label(Votes.from_llm(llm, conf, self.scores.probs[pos]))
-            guess[pos] = np.where(pooled != NO_LABEL, pooled, guess[pos])
+            combined = self.posterior(pos, llm)
+            if combined is None:  # the LLM is not measured yet: pool the opinions
+                combined = best_label(Votes.from_llm(llm, conf, self.scores.probs[pos]))
+            guess[pos] = np.where(combined[0] != NO_LABEL, combined[0], guess[pos])
         carried = self.pool.labels != NO_LABEL
         guess[carried] = self.pool.labels[carried]
         return np.asarray(guess)
+
+    def posterior(
+        self, positions: np.ndarray, llm_label: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Best label (n,) and P(wrong) (n,) from the classifier and the LLM trusted at its
+        audited accuracy; None until audits have measured the LLM."""
+        trust = self.trust()
+        if self.backend is None or not trust.established(self.config.routing.trust_audits):
+            return None
+        return llm_posterior(self.scores.probs[positions], llm_label, trust.accuracy)
 
     def verdicts(self) -> Verdicts:
         """Human verdicts on machine votes, re-read only when the annotation log has grown."""

@@ -24,6 +24,7 @@ import numpy as np
 from agent.config import RoutingConfig
 from agent.routing.bounds import DEFAULT_METHOD, Method, check_level, proportion_interval
 from agent.routing.evidence import Verdicts, collect_verdicts
+from agent.routing.priority import AUDIT_REASONS
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.protocol import ProjectStore
 from agent.types import Source
@@ -153,7 +154,7 @@ def estimate_from_store(
     if verdicts is None:
         verdicts = collect_verdicts(store, store.label_set)
     reviewed = any(c.source == Source.HUMAN.value for c in current.values())
-    if not reviewed and not np.any(verdicts.reason == "audit"):
+    if not reviewed and not np.any(np.isin(verdicts.reason, AUDIT_REASONS)):
         return None  # nobody has checked anything yet (imported labels are an assumption)
     final = _audits(verdicts, "final_audit")
     if final.checked:
@@ -180,7 +181,9 @@ def store_estimate(
 
 def _audits(verdicts: Verdicts, stage: str, eligible_only: bool = False) -> Stratum:
     """Audit evidence of one stage: the machines' label checked by a person (size unused)."""
-    mask = (verdicts.reason == "audit") & (verdicts.stage == stage) & (verdicts.model >= 0)
+    # an LLM audit is a uniform sample of everything the LLM labelled, so of candidates too
+    audited = np.isin(verdicts.reason, AUDIT_REASONS)
+    mask = audited & (verdicts.stage == stage) & (verdicts.model >= 0)
     if eligible_only:
         mask &= verdicts.eligible
     correct = int(np.sum(verdicts.model[mask] == verdicts.human[mask]))

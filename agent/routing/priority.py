@@ -9,6 +9,7 @@ import numpy as np
 DENSITY_POWER = 0.1
 # Audits go before reviews: they are only an unbiased sample when all are answered.
 AUDIT_BONUS = 10.0
+AUDIT_REASONS = ("audit", "llm_audit")  # queue reasons that get the bonus
 
 
 def review_priority(

@@ -41,9 +41,11 @@ class Route(IntEnum):
 
 # Reason codes index this tuple. In `--llm none` mode the 'llm_*' reasons speak of the
 # zero-shot member, which stands in for the LLM as the first opinion.
+# 'llm_audit' is a uniform random audit of the LLM's label (it measures the LLM, see `trust`);
+# 'llm_off' an item the LLM was not asked about because audits show it adds nothing.
 REASONS: tuple[str, ...] = (
     "agree", "disagree", "llm_unsure", "clf_unsure", "abstain",
-    "committee_split", "audit", "no_evidence",
+    "committee_split", "audit", "no_evidence", "llm_audit", "llm_off",
 )  # fmt: skip
 _R = {name: code for code, name in enumerate(REASONS)}
 

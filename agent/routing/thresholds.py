@@ -22,6 +22,7 @@ from agent.routing.bounds import (
     lower_bound,
 )
 from agent.routing.evidence import Verdicts
+from agent.routing.priority import AUDIT_REASONS
 from agent.types import NO_LABEL
 
 # Threshold chains in quantile-rank space, (llm, clf) speed of loosening; see fit_thresholds.
@@ -75,7 +76,7 @@ class Evidence:
             np.nan_to_num(agreed.llm_conf, nan=-1.0),
             agreed.model_conf,
             agreed.llm == agreed.human,
-            agreed.reason == "audit",
+            np.isin(agreed.reason, AUDIT_REASONS),  # LLM audits sample candidates uniformly too
         )
 
     @classmethod

@@ -160,6 +160,10 @@ class ProjectStore(Protocol):
         """Undo of a review: pending again with one review fewer, leased to `operator`."""
         ...
 
+    def release_operator(self, operator: str) -> int:
+        """Give back every lease `operator` holds (their earlier session died); how many."""
+        ...
+
     def queue_size(self) -> int:
         """How many entries are pending (leased ones included)."""
         ...
@@ -227,4 +231,56 @@ class ProjectStore(Protocol):
     def rounds(self) -> list[dict[str, Any]]:
         """Every round, oldest first: {'id', 'started_at', 'finished_at' (None while open),
         'stats'}."""
+        ...
+
+    def close_interrupted_rounds(self, note: str) -> list[int]:
+        """Close every open round (its run died) with 'interrupted' and `note` in its stats;
+        the ids closed. Only a run that holds the run lock may call it."""
+        ...
+
+    # ---- one run at a time, claims per item ----------------------------------------------
+    # A holder is (name, pid, host); pid and host default to the calling process's.
+    def acquire_run_lock(
+        self,
+        holder: str,
+        *,
+        force: bool = False,
+        stale_after_s: float = 300.0,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> bool:
+        """Take the project's run lock: True when taken now, False when this holder already
+        held it (heartbeat refreshed). A StoreError naming the holder, pid, host and since
+        when while another holder lives; a holder whose pid is gone on this host, or whose
+        heartbeat is older than `stale_after_s`, is taken over; `force` takes over anyone."""
+        ...
+
+    def heartbeat_run_lock(
+        self, holder: str, *, pid: int | None = None, host: str | None = None
+    ) -> bool:
+        """Refresh the holder's heartbeat; False when the lock is no longer theirs."""
+        ...
+
+    def release_run_lock(
+        self, holder: str, *, pid: int | None = None, host: str | None = None
+    ) -> None:
+        """Give up the lock (a no-op unless the holder has it) and the holder's claims."""
+        ...
+
+    def run_lock(self) -> dict[str, Any] | None:
+        """The lock: {'holder', 'pid', 'host', 'started_at', 'heartbeat'}, or None."""
+        ...
+
+    def claim_for_llm(
+        self,
+        keys: Sequence[int],
+        holder: str,
+        *,
+        pid: int | None = None,
+        host: str | None = None,
+        ttl_s: float = 3600.0,
+    ) -> list[int]:
+        """Claim items for an LLM call in one transaction that checks them: the keys claimed,
+        in the order given, leaving out items with a standing LLM vote and items that another
+        live holder claimed (less than `ttl_s` ago); this holder's own claims count as free."""
         ...

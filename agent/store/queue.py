@@ -89,6 +89,17 @@ class QueueOps:
                 (demote, floor, item_key, operator),
             )
 
+    def release_operator(self, operator: str) -> int:
+        """Give back every lease `operator` holds (an earlier session of theirs that died);
+        returns how many items went back to the queue."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE queue SET lease_owner = NULL, lease_expires = NULL"
+                " WHERE lease_owner = ? AND state = 'pending'",
+                (operator,),
+            )
+            return cur.rowcount
+
     def reopen(
         self, item_key: int, operator: str | None = None, lease_seconds: float = 600
     ) -> None:

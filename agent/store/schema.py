@@ -1,6 +1,16 @@
-"""The store's SQL schema as an ordered list of migrations; the store applies the missing ones."""
+"""The store's SQL schema as an ordered list of migrations; the store applies the missing ones.
+
+`PRAGMA user_version` counts the migrations applied; `PRAGMA application_id` marks the file as
+labelagent's (databases made before it was set carry 0 and are recognised by their tables).
+"""
 
 from __future__ import annotations
+
+import re
+
+# "LbAg": written into every labelagent database's header, so no other SQLite file is taken
+# for a project (and no other program's database gets our tables).
+APPLICATION_ID = 0x4C624167
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: append one.
 MIGRATIONS: list[str] = [
@@ -70,6 +80,33 @@ MIGRATIONS: list[str] = [
         stats TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 2: one run at a time (a single-row lock with a heartbeat) and per-item LLM claims.
+    """
+    CREATE TABLE run_lock (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        heartbeat REAL NOT NULL
+    );
+    CREATE TABLE llm_claims (
+        item_key INTEGER PRIMARY KEY REFERENCES items(key),
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        claimed_at REAL NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def tables_of(migrations: list[str]) -> set[str]:
+    """Names of the tables that `migrations` create."""
+    return {
+        name.lower()
+        for step in migrations
+        for name in re.findall(r"CREATE TABLE (\w+)", step, flags=re.IGNORECASE)
+    }

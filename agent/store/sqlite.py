@@ -2,7 +2,8 @@
 
 Items, the label set, meta, rounds and human decisions here; append-only annotations in
 `annotations.py`, the review queue with leases in `queue.py`, the LLM and embedding caches in
-`caches.py`. Every write is one transaction, so a crash or kill at any moment leaves either
+`caches.py`, the run lock and LLM claims in `locks.py`, what a project file must be in
+`files.py`. Every write is one transaction, so a crash or kill at any moment leaves either
 all of it or none of it. `Store` implements `ProjectStore` (`protocol.py`).
 """
 
@@ -20,8 +21,16 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import InputError, StoreError
 from agent.store.annotations import IN_CHUNK, AnnotationOps, insert_annotations
 from agent.store.caches import CacheOps, chunks
+from agent.store.files import (
+    NEEDS_WRITE,
+    check_project_file,
+    connect_readonly,
+    is_readonly_error,
+    write_problem,
+)
+from agent.store.locks import LockOps
 from agent.store.queue import QueueOps, complete_review
-from agent.store.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 from agent.types import Annotation, ImportResult, Item, Kind, LabelSet, Source, text_hash
 
 if TYPE_CHECKING:
@@ -30,13 +39,16 @@ if TYPE_CHECKING:
 DB_FILE = "project.sqlite"
 
 
-class Store(AnnotationOps, QueueOps, CacheOps):
+class Store(AnnotationOps, QueueOps, CacheOps, LockOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, path: Path | None, readonly: str | None = None
+    ) -> None:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        self._readonly = readonly  # why this store cannot write, None when it can
         self._label_set: LabelSet | None = None
 
     # ---- opening -------------------------------------------------------------------------
@@ -48,17 +60,25 @@ class Store(AnnotationOps, QueueOps, CacheOps):
         if path.exists():
             raise StoreError(f"{folder}: a project already exists here ({DB_FILE})")
         store = cls(_connect(str(path)), path)
-        store._migrate()
-        store._write_labels(label_set)
+        store._migrate(label_set)  # schema, application id and labels in one transaction
         return store
 
     @classmethod
-    def open(cls, folder: Path) -> Store:
+    def open(cls, folder: Path, readonly: bool | None = None) -> Store:
+        """Open the project that `create` made in `folder`, and nothing else: another file is
+        refused with one line and left byte-identical. `readonly` None opens read-only when
+        the file or folder lacks write permission (reads work; a write says why it can't)."""
         path = folder / DB_FILE
         if not path.exists():
             raise StoreError(
                 f"{folder}: not a labelagent project (no {DB_FILE}); run 'labelagent init'"
             )
+        check_project_file(path, SCHEMA_VERSION)
+        problem = write_problem(path)
+        if readonly or (readonly is None and problem):
+            return cls._open_readonly(path, problem or "opened read-only")
+        if problem:
+            raise StoreError(f"{path}: {problem}; this command needs to write the project")
         try:
             store = cls(_connect(str(path)), path)
         except sqlite3.DatabaseError as exc:
@@ -74,12 +94,26 @@ class Store(AnnotationOps, QueueOps, CacheOps):
         return store
 
     @classmethod
+    def _open_readonly(cls, path: Path, reason: str) -> Store:
+        """A store that reads `path` and refuses every write with `reason`."""
+        try:
+            conn = connect_readonly(path)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open read-only ({exc}; {reason})") from None
+        conn.execute("PRAGMA foreign_keys=ON")
+        return cls(conn, path, readonly=reason)
+
+    @classmethod
     def memory(cls, label_set: LabelSet) -> Store:
         """An in-memory store for library users with a list of texts and no project folder."""
         store = cls(_connect(":memory:"), None)
-        store._migrate()
-        store._write_labels(label_set)
+        store._migrate(label_set)
         return store
+
+    @property
+    def readonly(self) -> bool:
+        """True when this store can only read (no write permission, or opened read-only)."""
+        return self._readonly is not None
 
     def close(self) -> None:
         with self._lock:
@@ -94,14 +128,22 @@ class Store(AnnotationOps, QueueOps, CacheOps):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One write transaction; BEGIN IMMEDIATE so concurrent writers queue instead of failing."""
+        if self._readonly is not None:
+            raise StoreError(f"{self.path}: cannot write ({self._readonly}); {NEEDS_WRITE}")
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.OperationalError as exc:
+                if is_readonly_error(exc):  # permissions changed under an open store
+                    raise StoreError(f"{self.path}: cannot write ({exc}); {NEEDS_WRITE}") from None
                 raise
-            self._conn.execute("COMMIT")
 
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
@@ -117,7 +159,9 @@ class Store(AnnotationOps, QueueOps, CacheOps):
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
-    def _migrate(self) -> None:
+    def _migrate(self, label_set: LabelSet | None = None) -> None:
+        """Apply the missing migrations and mark the file as ours; a new project's labels
+        land in the same transaction, so no database ever exists without its label set."""
         with self._tx() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -129,21 +173,13 @@ class Store(AnnotationOps, QueueOps, CacheOps):
                 for statement in filter(str.strip, step.split(";")):
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            if label_set is not None:
+                _write_labels(conn, label_set)
+        if label_set is not None:
+            self._label_set = label_set
 
     # ---- label set and meta --------------------------------------------------------------
-    def _write_labels(self, label_set: LabelSet) -> None:
-        with self._tx() as conn:
-            conn.executemany(
-                "INSERT INTO labels(idx, name, description) VALUES (?, ?, ?)",
-                [
-                    (i, n, d)
-                    for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))
-                ],
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (json.dumps(time.time()),)
-            )
-        self._label_set = label_set
 
     @property
     def label_set(self) -> LabelSet:
@@ -267,12 +303,37 @@ class Store(AnnotationOps, QueueOps, CacheOps):
                 (time.time(), json.dumps(stats), round_id),
             )
 
+    def close_interrupted_rounds(self, note: str) -> list[int]:
+        """Close every round still open (its run died) with `note` in its stats; their ids."""
+        with self._tx() as conn:
+            rows = conn.execute("SELECT id, stats FROM rounds WHERE finished_at IS NULL")
+            closed = [(r[0], json.loads(r[1] or "{}")) for r in rows.fetchall()]
+            conn.executemany(
+                "UPDATE rounds SET finished_at = ?, stats = ? WHERE id = ?",
+                [
+                    (time.time(), json.dumps(stats | {"interrupted": True, "note": note}), rid)
+                    for rid, stats in closed
+                ],
+            )
+        return [rid for rid, _ in closed]
+
     def rounds(self) -> list[dict[str, Any]]:
         rows = self._read("SELECT id, started_at, finished_at, stats FROM rounds ORDER BY id")
         return [
             {"id": r[0], "started_at": r[1], "finished_at": r[2], "stats": json.loads(r[3])}
             for r in rows
         ]
+
+
+def _write_labels(conn: sqlite3.Connection, label_set: LabelSet) -> None:
+    """Inside a write transaction: the label set and the creation time."""
+    conn.executemany(
+        "INSERT INTO labels(idx, name, description) VALUES (?, ?, ?)",
+        [(i, n, d) for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))],
+    )
+    conn.execute(
+        "INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (json.dumps(time.time()),)
+    )
 
 
 def _check_same_text(

@@ -146,6 +146,7 @@ class ReviewController:
         self._undo: deque[Decision] = deque(maxlen=undo_depth)
         self._writer = StoreWriter()
         self._exhausted = False
+        self._started = False
         self._done = self._agreed = self._suggested = 0
         self._remaining = 0
         self._since_refresh = 0
@@ -157,7 +158,12 @@ class ReviewController:
         """Poll the counts, lease cards and show the most valuable one unless a card is shown.
 
         Also the way back from an empty queue: call it again when `poll` finds new items.
+        The first start gives back leases this operator still holds from an earlier session
+        (one that died), so they wait neither for their expiry nor on a dead terminal.
         """
+        if not self._started:
+            self._started = True
+            self._writer.submit(self.store.release_operator, self.operator)
         self.poll()
         self.top_up()
         return self._advance() if self.current is None else self.current

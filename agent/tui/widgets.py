@@ -27,6 +27,8 @@ REASONS = {
     "abstain": "LLM abstained",
     "committee_split": "classifier committee split",
     "audit": "random audit of an auto-accepted label",
+    "llm_audit": "random audit of the LLM's label (measures the LLM)",
+    "llm_off": "LLM not asked (audits show it adds nothing here)",
     "no_evidence": "no machine evidence yet",
     "cold_start": "cold start: too few labels yet",
 }

@@ -1,0 +1,125 @@
+"""Trust earned on audits: the LLM's weight and posterior, cross-fitting, and a job that stops
+asking an LLM that is worse than its classifier."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent import JobLimits, LabelingSession, ProjectConfig, run_job
+from agent.app.io import load_label_set
+from agent.config import LLMConfig, RoutingConfig
+from agent.labeller.labeller import Labeller
+from agent.learn.crossfit import fold_ids, out_of_fold
+from agent.llm.annotators import make_annotator
+from agent.routing.evidence import Verdicts
+from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust
+from agent.types import NO_LABEL, Item, QueueEntry
+
+
+def test_weight_is_zero_at_chance_and_one_for_a_perfect_llm() -> None:
+    assert LLMTrust(100, 50, 80, n_classes=2).weight == pytest.approx(0.0, abs=1e-3)
+    assert LLMTrust(100, 20, 80, n_classes=6).weight < 0.01  # near 1/6: worth nothing
+    assert LLMTrust(1000, 1000, 800, n_classes=4).weight > 0.99
+    assert LLMTrust(100, 30, 80, n_classes=2).weight == 0.0  # worse than chance: clipped
+
+
+def test_the_llm_is_asked_until_audits_show_it_below_the_classifier() -> None:
+    assert LLMTrust(5, 0, 5, n_classes=2).worth_calling(min_audits=40)  # too few audits
+    assert not LLMTrust(60, 20, 50, n_classes=2).worth_calling(min_audits=40)
+    assert LLMTrust(60, 50, 45, n_classes=2).worth_calling(min_audits=40)
+    assert LLMTrust(60, 42, 44, n_classes=2).worth_calling(min_audits=40)  # near a tie: ask
+    assert not LLMTrust(60, 10, 5, n_classes=6).worth_calling(min_audits=40)  # chance level
+    assert "33% of 60 audits" in LLMTrust(60, 20, 50, n_classes=2).describe()
+
+
+def test_a_clearly_strong_llm_is_trusted_before_all_audits_are_in() -> None:
+    assert LLMTrust(20, 20, 10, n_classes=4).established(min_audits=40)
+    assert not LLMTrust(20, 11, 10, n_classes=2).established(min_audits=40)
+    assert not LLMTrust(5, 5, 1, n_classes=4).established(min_audits=40)  # too few yet
+
+
+def test_trust_counts_only_random_llm_audits_and_abstains_as_wrong() -> None:
+    n = 6
+    verdicts = Verdicts(
+        item_keys=np.arange(n),
+        human=np.array([0, 1, 1, 0, 1, 0]),
+        llm=np.array([0, 1, NO_LABEL, 1, 0, 0]),
+        llm_conf=np.full(n, 0.9),
+        model=np.array([0, 1, 1, 0, 0, 1]),
+        model_conf=np.full(n, 0.8),
+        reason=np.array([LLM_AUDIT] * 4 + ["disagree", "audit"], dtype=object),
+        stage=np.array(["route"] * n, dtype=object),
+        eligible=np.zeros(n, dtype=bool),
+    )
+    trust = llm_trust(verdicts, n_classes=2)
+    assert (trust.checked, trust.llm_correct, trust.clf_correct) == (4, 2, 4)
+
+
+def test_posterior_follows_a_trusted_llm_and_ignores_a_chance_one() -> None:
+    clf = np.array([[0.7, 0.3], [0.7, 0.3], [0.5, 0.5]])
+    llm = np.array([1, 1, NO_LABEL])
+    best, p_wrong = llm_posterior(clf, llm, accuracy=0.95)
+    assert best[:2].tolist() == [1, 1]  # a 95 % LLM outweighs a 70 % classifier
+    assert p_wrong[0] == pytest.approx(1 - 0.3 * 0.95 / (0.3 * 0.95 + 0.7 * 0.05))
+    best, p_wrong = llm_posterior(clf, llm, accuracy=0.5)
+    assert best[:2].tolist() == [0, 0] and p_wrong[0] == pytest.approx(0.3)
+    assert p_wrong[2] == pytest.approx(0.5)  # no LLM label: the classifier alone
+
+
+def test_out_of_fold_never_scores_a_row_with_a_model_that_saw_it() -> None:
+    train = np.arange(10, 40)
+    scored = train[::3]
+    seen_by: dict[int, set[int]] = {}
+
+    def fit(rows: np.ndarray):  # type: ignore[no-untyped-def]
+        def score(held: np.ndarray) -> np.ndarray:
+            for r in held:
+                seen_by[int(r)] = set(rows.tolist())
+            return np.tile([[1.0, 0.0]], (held.size, 1))
+
+        return score
+
+    out = out_of_fold(train, scored, fit, folds=5, seed=3)
+    assert out.shape == (scored.size, 2)
+    assert set(seen_by) == set(scored.tolist())
+    assert all(r not in seen for r, seen in seen_by.items())
+    assert np.bincount(fold_ids(30, 5, 3)).tolist() == [6] * 5
+
+
+def _trec(datasets: Path, n: int) -> tuple[list[str], list[str]]:
+    with (datasets / "trec" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))[:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def test_the_job_stops_asking_an_llm_worse_than_its_classifier(datasets: Path) -> None:
+    texts, gold = _trec(datasets, 1000)
+    gold_by_text = dict(zip(texts, gold))
+    label_set = load_label_set(datasets / "trec" / "labels.json")
+    spec = "simulated:acc=0.2,abstain=0.0"
+    config = ProjectConfig(
+        embedding_model="hashing", batch_size=400, seed=1,
+        llm=LLMConfig(model=spec, few_shot_k=0),
+        routing=RoutingConfig(trust_audits=30, llm_probe=100),
+    )
+    session = LabelingSession.from_texts(texts, label_set, config=config)
+    session.backend = make_annotator(spec, label_set, gold_by_text, session.pool.label_vectors)
+    labeller = Labeller(session.backend, label_set, config.llm, session.store)
+
+    def oracle(item: Item, entry: QueueEntry) -> str:
+        return gold_by_text[item.text]
+
+    report = run_job(session, JobLimits(rounds=8, batch_size=400, human_budget=300,
+                                        human_per_round=40), labeller, oracle)
+    trust = session.trust()
+    assert trust.checked >= 30 and not trust.worth_calling(30), trust
+    assert report.llm_calls <= 300, "the LLM kept being asked after audits condemned it"
+    notes = [r.llm_note for r in report.rounds]
+    assert any(note.endswith("relying on the classifier") for note in notes), notes
+    assert "relying on the classifier" in session.store.get_meta("llm_trust")["note"]
+    reasons = {e.reason for e in session.store.pending()}
+    assert "llm_off" in reasons
