@@ -246,4 +246,7 @@ def estimate_project(
         texts = [it.text for batch in store.iter_items() for it in batch if it.key not in labelled]
         n = items if items is not None else len(texts)
         avg = sum(map(len, texts)) / len(texts) if texts else 0.0
-        return estimate_cost(config.llm.model, store.label_set, n, avg, config.llm)
+        lengths = [len(t) for t in texts[:n]]  # long texts are cut for the prompt: count them
+        return estimate_cost(
+            config.llm.model, store.label_set, n, avg, config.llm, text_lengths=lengths
+        )
