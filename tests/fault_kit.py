@@ -8,20 +8,29 @@ shrunk counterexample of a failure is a small file that reads like a bug report.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import os
+import pathlib
+import shutil
+import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from hypothesis import event
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 from typer.testing import CliRunner
 
 from agent.app.cli import app
@@ -79,7 +88,8 @@ def refused(outcome: Outcome, names: str | None = None, chatty: bool = False) ->
         raise AssertionError(f"an exception crossed the CLI's edge:\n{shown}")
     assert "Traceback" not in outcome.stdout + outcome.stderr, outcome.stderr
     assert outcome.code in (0, 2), (outcome.code, outcome.stderr)
-    event(f"exit {outcome.code}")
+    with contextlib.suppress(InvalidArgument):  # outside a hypothesis test: no statistics
+        event(f"exit {outcome.code}")
     if outcome.code == 0:
         return False
     lines = outcome.stderr.strip().splitlines()
@@ -89,6 +99,45 @@ def refused(outcome: Outcome, names: str | None = None, chatty: bool = False) ->
     if names is not None:
         assert names in errors[0], (names, errors[0])
     return True
+
+
+# ---- places and faults ----------------------------------------------------------------
+@contextmanager
+def workspace(base: Path, template: Path | None = None) -> Iterator[Path]:
+    """A fresh folder per example (with a copy of the template project as `proj`)."""
+    with tempfile.TemporaryDirectory(dir=base) as name:
+        folder = Path(name)
+        if template is not None:
+            shutil.copytree(template, folder / "proj")
+        yield folder
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Half-written files anywhere under `folder`."""
+    return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
+
+
+@contextmanager
+def failing(call: str, number: int, code: int, named: bool) -> Iterator[None]:
+    """`Path.<call>` raises OSError(`code`) on its `number`-th use, like the OS would (with
+    the path as file name, or with none, like a failed write())."""
+    real = getattr(pathlib.Path, call)
+    seen = [0]
+
+    def fake(self: Path, *args: Any, **kwargs: Any) -> Any:
+        seen[0] += 1
+        if seen[0] == number:
+            raise OSError(code, os.strerror(code), str(self) if named else None)
+        return real(self, *args, **kwargs)
+
+    with mock.patch.object(pathlib.Path, call, fake):
+        yield
+
+
+def names_a_path_near(line: str, ws: Path) -> bool:
+    """Whether the one line names a path inside `ws` or one of its folders."""
+    named = Path(line.removeprefix("error: ").split(":")[0].split(",")[0])
+    return named == ws or ws in named.parents or named in ws.parents
 
 
 # ---- values --------------------------------------------------------------------------------

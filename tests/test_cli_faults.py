@@ -13,23 +13,33 @@ from __future__ import annotations
 
 import errno
 import os
-import pathlib
 import shutil
+import sqlite3
 import subprocess
 import sys
-import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from unittest import mock
 
 import pytest
-from fault_kit import cli, configs, corpora, db_digest, label_files, refused
+from fault_kit import (
+    cli,
+    configs,
+    corpora,
+    db_digest,
+    failing,
+    label_files,
+    leftovers,
+    names_a_path_near,
+    refused,
+    workspace,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agent.app.faults import describe
 from agent.config import CONFIG_FILE, ProjectConfig
 from agent.store.sqlite import DB_FILE, Store
 from agent.types import LabelSet
@@ -41,6 +51,13 @@ FAST = {
     "database": None,  # nothing written into the repository
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 }
+
+
+def examples(n: int) -> int:
+    """`n` examples, times FAULTS_SCALE from the environment for a deeper search."""
+    return max(1, int(n * float(os.environ.get("FAULTS_SCALE", "1"))))
+
+
 GOOD_CORPUS = "id,text\nn1,where is my refund\nn2,lost it on the bus\n"
 
 
@@ -54,21 +71,6 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         store.add_items((f"g{i}", f"{t} {i}", lab) for i, (t, lab) in enumerate(zip(texts, labels)))
     ProjectConfig(embedding_model="hashing").save(folder)
     return folder
-
-
-@contextmanager
-def workspace(base: Path, template: Path | None = None) -> Iterator[Path]:
-    """A fresh folder per example (with a copy of the template project as `proj`)."""
-    with tempfile.TemporaryDirectory(dir=base) as name:
-        folder = Path(name)
-        if template is not None:
-            shutil.copytree(template, folder / "proj")
-        yield folder
-
-
-def leftovers(folder: Path) -> list[Path]:
-    """Half-written files anywhere under `folder`."""
-    return [p for p in folder.rglob("*") if p.name.endswith(".partial")]
 
 
 # ---- init: only label sets that can be classified ----------------------------------------------
@@ -87,7 +89,7 @@ def assert_usable(labels: LabelSet) -> None:
         assert all(ch in "\t\n\r" or (ord(ch) >= 32 and ord(ch) != 127) for ch in description)
 
 
-@settings(max_examples=150, **FAST)
+@settings(max_examples=examples(150), **FAST)
 @given(label_files(), st.booleans())
 def test_init_stores_a_usable_label_set_or_nothing(
     tmp_path: Path, label_file: tuple[str, bytes], folder_exists: bool
@@ -110,7 +112,7 @@ def test_init_stores_a_usable_label_set_or_nothing(
 ID_OPTIONS = st.sampled_from([(), ("--id-col", "id"), ("--id-col", "id", "--label-col", "label")])
 
 
-@settings(max_examples=150, **FAST)
+@settings(max_examples=examples(150), **FAST)
 @given(corpora(), ID_OPTIONS)
 def test_import_takes_clean_rows_or_nothing(
     tmp_path: Path, template: Path, corpus: tuple[str, bytes], options: tuple[str, ...]
@@ -136,7 +138,7 @@ def _control(ch: str) -> bool:
 
 
 # ---- configs -------------------------------------------------------------------------------
-@settings(max_examples=60, **FAST)
+@settings(max_examples=examples(60), **FAST)
 @given(configs(), st.sampled_from(["status", "export"]))
 def test_a_broken_config_is_one_line_and_touches_nothing(
     tmp_path: Path, template: Path, config: bytes, command: str
@@ -200,7 +202,7 @@ COMMANDS: dict[str, Callable[[Path, Path], list[object]]] = {
 }
 
 
-@settings(max_examples=60, **FAST)
+@settings(max_examples=examples(60), **FAST)
 @given(
     st.sampled_from(sorted({**AT_THE_DOOR, **DAMAGE})),
     st.sampled_from(sorted(COMMANDS)),
@@ -226,30 +228,7 @@ ERRNOS = [errno.EACCES, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EROFS, 
 CALLS = ["open", "mkdir", "replace", "stat", "read_bytes", "write_text"]
 
 
-@contextmanager
-def failing(call: str, number: int, code: int, named: bool) -> Iterator[None]:
-    """`Path.<call>` raises OSError(`code`) on its `number`-th use, like the OS would (with
-    the path as file name, or with none, like a failed write())."""
-    real = getattr(pathlib.Path, call)
-    seen = [0]
-
-    def fake(self: Path, *args: Any, **kwargs: Any) -> Any:
-        seen[0] += 1
-        if seen[0] == number:
-            raise OSError(code, os.strerror(code), str(self) if named else None)
-        return real(self, *args, **kwargs)
-
-    with mock.patch.object(pathlib.Path, call, fake):
-        yield
-
-
-def names_a_path_near(line: str, ws: Path) -> bool:
-    """Whether the one line names a path inside `ws` or one of its folders."""
-    named = Path(line.removeprefix("error: ").split(":")[0].split(",")[0])
-    return named == ws or ws in named.parents or named in ws.parents
-
-
-@settings(max_examples=150, **FAST)
+@settings(max_examples=examples(150), **FAST)
 @given(
     st.sampled_from(["init", "import", "status", "export"]),
     st.sampled_from(CALLS),
@@ -353,3 +332,73 @@ def test_the_real_program_refuses_pipes_full_disks_and_locked_places(shared: Pat
     assert db_digest(shared / "proj" / DB) == before
     assert not leftovers(shared) and not (shared / "full.csv").exists()
     assert not {"p1", "p2"} & set(os.listdir(shared)) and os.listdir(shared / "locked") == []
+
+
+# ---- wrong kinds of paths, the edge itself ------------------------------------------------------
+def _wrong_kinds(ws: Path) -> dict[str, tuple[list[object], str]]:
+    """case -> (arguments, what the one line says)."""
+    (ws / "folder.json").mkdir()
+    (ws / "folder.csv").mkdir()
+    (ws / "a_file").write_text("x", encoding="utf-8")
+    (ws / "labels.txt").write_text("refund\nother\n", encoding="utf-8")
+    (ws / "corpus.jsonl").write_text('{"text": "hello"}\n', encoding="utf-8")
+    proj = ws / "proj"
+    return {
+        "label file is a folder": (["init", ws / "p", "--labels", ws / "folder.json"], "folder"),
+        "label file is a corpus": (["init", ws / "p", "--labels", ws / "corpus.jsonl"],
+                                   "did you mean 'labelagent import'"),
+        "corpus is a folder": (["import", proj, ws / "folder.csv"], "is a folder"),
+        "export onto a folder": (["export", proj, ws / "folder.csv"], "is a folder"),
+        "export below a file": (["export", proj, ws / "a_file" / "o.csv"], "is a file"),
+        "project is a file": (["init", ws / "a_file", "--labels", ws / "labels.txt"],
+                              "not a folder"),
+        "project below a file": (["init", ws / "a_file" / "p", "--labels", ws / "labels.txt"],
+                                 "is a file, not a folder"),
+    }  # fmt: skip
+
+
+def test_wrong_kinds_of_paths_are_one_line_and_make_nothing(tmp_path: Path, template: Path) -> None:
+    with workspace(tmp_path, template) as ws:
+        cases = _wrong_kinds(ws)
+        before, listing = db_digest(ws / "proj" / DB), sorted(os.listdir(ws))
+        for case, (args, fragment) in cases.items():
+            outcome = cli(*args)
+            assert refused(outcome, names=str(args[1] if case.startswith("project") else ws))
+            assert fragment in outcome.line, (case, outcome.line)
+        assert db_digest(ws / "proj" / DB) == before and sorted(os.listdir(ws)) == listing
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/x/f"), "/x/f: permission denied"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/x/f"), "/x/f: is a folder"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/x/f"), "/x/f: a part of"),
+        (OSError(errno.ENOSPC, "No space left on device"), "/proj: no space left"),
+        (OSError(errno.EROFS, "Read-only file system", "/x/f"), "/x/f: read-only file system"),
+        (FileNotFoundError(errno.ENOENT, "No such file", "/x/f"), "/x/f: no such file or folder"),
+        (OSError(errno.EXDEV, "Invalid cross-device link", "/x/f"), "/x/f: invalid cross-device"),
+        (sqlite3.OperationalError("database is locked"), f"/proj/{DB}: the database is busy"),
+        (sqlite3.OperationalError("database or disk is full"), f"/proj/{DB}: no space left"),
+        (sqlite3.DatabaseError("database disk image is malformed"), "the database is damaged"),
+        (sqlite3.OperationalError("disk I/O error"), "disk I/O error on the database"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"), "/proj: cannot decode"),
+    ],
+)
+def test_the_edge_says_what_happened_where_and_what_to_do(error: Exception, says: str) -> None:
+    line = describe(error, Path("/proj"))
+    assert line is not None and says in line and "\n" not in line
+    assert ";" in line  # what happened; what to do
+    assert describe(ZeroDivisionError("a bug"), Path("/proj")) is None
+
+
+def test_a_bug_is_one_line_exit_1_and_its_traceback_on_request(tmp_path: Path) -> None:
+    (tmp_path / "labels.txt").write_text("a\nb\n", encoding="utf-8")
+    args = ["init", tmp_path / "p", "--labels", tmp_path / "labels.txt"]
+    with mock.patch("agent.app.cli.load_label_set", side_effect=ZeroDivisionError("a bug")):
+        outcome = cli(*args)
+        assert outcome.code == 1 and outcome.exception is None
+        assert outcome.line.startswith("error: internal error (ZeroDivisionError: a bug)")
+        assert len(outcome.stderr.strip().splitlines()) == 1
+        with mock.patch.dict(os.environ, {"LABELAGENT_DEBUG": "1"}):
+            assert isinstance(cli(*args).exception, ZeroDivisionError)

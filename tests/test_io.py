@@ -235,7 +235,49 @@ BAD_INPUT: dict[str, Bad] = {
         _text_file("bad.csv", "id,text\n1,fine\n2,too,many\n"), Columns(), 2, None, "cells"
     ),
     "unknown format": Bad(_text_file("bad.xlsx", "x"), Columns(), None, None, "unknown format"),
-}
+    # checked completely at the door (issue 15): texts, ids and labels of every kind
+    "NUL in a text": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": "a", "text": "fine\x00"}]), ID, 3, "text", "U+0000"
+    ),
+    "escape sequence in a text": Bad(
+        _rows_file(".csv", [*GOOD, {"id": "a", "text": "x\x1b[2J", "label": ""}]), ID, 3, "text",
+        "control character (U+001B at character 2)",
+    ),
+    "nested JSON as text": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": "a", "text": {"t": "x"}}]), ID, 3, "text",
+        "text must be a string, not an object",
+    ),
+    "number as text": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": "a", "text": 5}]), ID, 3, "text", "not a number"
+    ),
+    "list column as text": Bad(
+        _rows_file(".parquet", [{"id": "a", "text": ["x"]}]), ID, 1, "text", "not a list"
+    ),
+    "id with a tab": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": "a\tb", "text": "x"}]), ID, 3, "id", "U+0009"
+    ),
+    "object as id": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": {"k": 1}, "text": "x"}]), ID, 3, "id",
+        "id must be text or a whole number, not an object",
+    ),
+    "true as id": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": True, "text": "x"}]), ID, 3, "id", "true/false"
+    ),
+    "fraction as id": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": 1.5, "text": "x"}]), ID, 3, "id", "not 1.5"
+    ),
+    "blank id": Bad(
+        _rows_file(".csv", [*GOOD, {"id": " ", "text": "x", "label": ""}]), ID, 3, "id", "empty id"
+    ),
+    "list as label": Bad(
+        _rows_file(".jsonl", [*GOOD, {"id": "a", "text": "x", "label": ["refund"]}]), LABEL, 3,
+        "label", "label must be text",
+    ),
+    "cut-off quoted cell": Bad(
+        _text_file("bad.csv", 'id,text\n1,fine\n2,"never closed\n'), Columns(), 2, None,
+        "unexpected end of data",
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
@@ -322,3 +364,61 @@ def test_a_missing_or_non_utf8_label_file(tmp_path: Path) -> None:
     (tmp_path / "latin.txt").write_bytes(b"refund\ncaf\xe9\n")
     with pytest.raises(InputError, match=r"not valid UTF-8 \(line 2\)"):
         load_label_set(tmp_path / "latin.txt")
+
+
+def test_mis_decoded_punctuation_passes_the_door(store: Store, tmp_path: Path) -> None:
+    """C1 controls are refused in ids and label names, not in texts: real corpora carry them as
+    mis-decoded punctuation (sms_spam has U+0092 for an apostrophe)."""
+    rows = [{"id": "a", "text": "it\x92s fine\tand\r\nmultiline"}]
+    import_file(store, write_jsonl(tmp_path / "c1.jsonl", rows), Columns("text", "id"))
+    assert [i.text for i in store.items()] == [rows[0]["text"]]
+
+
+# ---- label sets checked completely at `init` ---------------------------------------------------
+CORPUS_ROWS = "text,label\n" + "my card never arrived,card\n" * 300
+SENTENCES = "My card never arrived at all.\nI want my money back now.\nWhere is my new PIN?\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fragment"),
+    [
+        ("ctl.json", '["refund", "oth\\u001ber"]',
+         "row 2, field 'name': label name holds an invisible or control character (U+001B)"),
+        ("zw.json", '["refund", "re\\u200bfund"]', "invisible or control character (U+200B)"),
+        ("pad.json", '["refund", " other"]', "row 2, field 'name': label name ' other' starts or"),
+        ("case.json", '["refund", "Refund"]', "row 2, field 'name': duplicate label 'Refund' "
+         "(same as 'refund' up to case and spacing, at row 1)"),
+        ("space.txt", "card lost\ncard   lost\n", "row 2, field 'name': duplicate label"),
+        ("abstain.yaml", "- refund\n- __Abstain__\n", "row 2, field 'name': '__abstain__' is"),
+        ("one.txt", "refund\n", "a set that cannot be classified: only 'refund'"),
+        ("long.json", '["refund", "' + "x" * 101 + '"]', "row 2, field 'name': label name is 101"),
+        ("longdesc.json", '[{"name": "a", "description": "' + "d" * 1001 + '"}, "b"]',
+         "row 1, field 'description': description is 1001 characters long"),
+        ("nested.yaml", "refund: {why: money}\nother: x\n",
+         "row 1, field 'description': description must be text, not an object"),
+        ("unknown.json", '[{"name": "a", "desc": "x"}, "b"]', "row 1, field 'desc': unknown field"),
+        ("bool.yaml", "- yes\n- no\n", "row 1, field 'name': label has no name (found a true/"),
+        ("corpus.csv", CORPUS_ROWS, "a table (columns 'text,label'), not a label list; did you "
+         "mean 'labelagent import'?"),
+        ("corpus.jsonl", '{"text": "hi"}\n', "a .jsonl file is a corpus; did you mean 'labelagent"),
+        ("sentences.txt", SENTENCES, "3 of 3 labels read like sentences; did you mean"),
+        ("rows.json", '[{"text": "my card", "label": "card"}]', "row 1: rows with a 'text' field"),
+        ("many.txt", "".join(f"label{i}\n" for i in range(1001)), "1,001 labels looks like a"),
+    ],
+)  # fmt: skip
+def test_label_sets_are_checked_completely(
+    tmp_path: Path, name: str, content: str, fragment: str
+) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(LabelSetError) as err:
+        load_label_set(tmp_path / name)
+    assert fragment in str(err.value)
+    assert str(err.value).startswith(str(tmp_path / name)) and "\n" not in str(err.value)
+
+
+def test_a_label_file_keeps_multiline_descriptions(tmp_path: Path) -> None:
+    path = tmp_path / "l.yaml"
+    path.write_text("refund: |\n  wants money back\n  (any currency)\ncard_lost:\n", "utf-8")
+    labels = load_label_set(path)
+    assert labels.names == ("refund", "card_lost")
+    assert labels.descriptions == ("wants money back\n(any currency)\n", "")
