@@ -8,7 +8,7 @@ so every system that asks about an item in one seed hears the same answer.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -16,6 +16,12 @@ from agent.learn.committee import Committee
 from agent.learn.strategies import get_strategy
 from evals.data import Dataset
 from evals.metrics import Point, accuracy
+
+
+class Predictor(Protocol):
+    """What `measure` needs of a classifier: label indices (n,) for vectors (n, d)."""
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -105,7 +111,7 @@ def fit_classifier(
     return model.fit(ctx.data.pool.X[rows], labels, n_classes=ctx.n_classes, prior_embeddings=prior)
 
 
-def measure(ctx: SimContext, human_labels: int, corpus: np.ndarray, model: Committee) -> Point:
+def measure(ctx: SimContext, human_labels: int, corpus: np.ndarray, model: Predictor) -> Point:
     """One curve point: human labels spent, accuracy of the corpus labels (N,) against gold,
     and the classifier's accuracy on the test split."""
     test_pred = model.predict(ctx.data.test.X)

@@ -4,7 +4,8 @@ Human-only active learning (`random`, `margin`, `entropy`, `hybrid`, `coreset`, 
 ...) is one loop over a query strategy: fit the classifier, record a curve point, let the
 strategy pick the next batch, ask the simulated human, repeat until the budget is spent.
 The LLM baselines (`llm-all`, `llm-random-review`, `llm-confidence`, `oracle-router`) live in
-`evals/llm_systems.py`. Adding a system is one `SystemFn` and one line in SYSTEMS.
+`evals/llm_systems.py`, the `posterior-router` baseline in `evals/posterior_router.py`.
+Adding a system is one `SystemFn` and one line in SYSTEMS.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from agent.learn.strategies import get_strategy
 from evals.labelagent_system import labelagent_system
 from evals.llm_systems import LLM_SYSTEMS
 from evals.metrics import Point, corpus_labels, human_labels_to_target
+from evals.posterior_router import posterior_router
 from evals.sim import (
     SimContext,
     SystemRun,
@@ -87,6 +89,7 @@ SYSTEMS: dict[str, SystemFn] = {
     "committee": partial(active_learning, strategy="kl_consensus", members=True),
     "vote-entropy": partial(active_learning, strategy="vote_entropy", members=True),
     **LLM_SYSTEMS,
+    "posterior-router": posterior_router,
     "labelagent": labelagent_system,
 }
 
