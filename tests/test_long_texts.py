@@ -227,3 +227,7 @@ def test_a_run_with_a_long_text_and_a_small_context_goes_on(
     assert len(votes) == len(GOLD) + 1  # every item asked once; the long one failed alone
     assert votes[big]["label"] is None and "too long" in votes[big]["rationale"]
     assert sum(v["label"] is not None for v in votes.values()) == len(GOLD)
+    status = CliRunner().invoke(app, ["status", str(project), "--json"])
+    assert json.loads(status.output)["long_texts"] == {"over_chars": 4000, "items": 1}
+    shown = CliRunner().invoke(app, ["status", str(project)]).output
+    assert "1 cut to 4,000 characters" in shown

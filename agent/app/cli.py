@@ -165,7 +165,7 @@ def status(
 
     config = _load_config(project)
     with Store.open(project) as store:
-        info = project_status(store, config.routing)
+        info = project_status(store, config.routing, config.llm)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return

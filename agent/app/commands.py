@@ -158,7 +158,9 @@ def _run_locked(
     report = _run_with_progress(
         session, limits, labeller, oracle, console, (holder, options.fresh)
     )
-    _print_summary(console, report, project_status(session.store, session.config.routing), session)
+    _print_summary(
+        console, report, project_status(session.store, config.routing, config.llm), session
+    )
     if labeller is not None:
         console.print(f"LLM in this run: {_spend(labeller.stats.as_dict())}", markup=False)
 

@@ -21,6 +21,10 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     share = info["labelled"] / info["items"] if info["items"] else 0.0
     table.add_row("items", f"{info['items']:,}")
     table.add_row("labelled", f"{info['labelled']:,} ({share:.1%})")
+    long_texts = info.get("long_texts") or {}
+    if long_texts.get("items"):
+        cut = f"{long_texts['items']:,} cut to {long_texts['over_chars']:,} characters"
+        table.add_row("long texts", f"{cut} for a prompt")
     for source, count in sorted(info["by_source"].items()):
         table.add_row(f"  by {source}", f"{count:,}")
     table.add_row("review queue", f"{info['queue']:,} pending, {info['reviewed']:,} reviewed")

@@ -74,6 +74,10 @@ class ProjectStore(Protocol):
 
     def count_items(self) -> int: ...
 
+    def count_long_texts(self, chars: int) -> int:
+        """Items whose text is longer than `chars` characters (cut for a prompt)."""
+        ...
+
     def items(self, keys: Sequence[int] | None = None) -> list[Item]:
         """Every item in input order (keys ascending), or the given keys in the given order."""
         ...

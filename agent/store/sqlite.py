@@ -235,6 +235,9 @@ class Store(AnnotationOps, QueueOps, CacheOps, LockOps):
     def count_items(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM items")[0][0])
 
+    def count_long_texts(self, chars: int) -> int:
+        return int(self._read("SELECT COUNT(*) FROM items WHERE length(text) > ?", (chars,))[0][0])
+
     def items(self, keys: Sequence[int] | None = None) -> list[Item]:
         """Items in input order, or the given keys in the given order."""
         if keys is None:
