@@ -30,6 +30,8 @@ from agent.labeller.labeller import Labeller
 from agent.llm.annotators import ReplayLLM, SimulatedLLM, make_annotator
 from agent.routing.accuracy import Stratum, estimate_accuracy
 from agent.types import Item, text_hash
+from evals.content_llm import PREFIX as CONTENT
+from evals.content_llm import content_backend
 from evals.metrics import Point, corpus_labels
 from evals.sim import SimContext, SystemRun, fit_classifier, human_answers, measure
 
@@ -51,7 +53,7 @@ def seeded_spec(spec: str | None, seed: int) -> str:
     """The annotator spec for one run seed: a simulated LLM without its own seed gets `seed`."""
     if not spec:
         raise ConfigError("LLM systems need an annotator: --llm simulated[:acc=X] or replay:PATH")
-    if spec.startswith("simulated:") and "seed=" not in spec:
+    if spec.startswith(("simulated:", CONTENT)) and "seed=" not in spec:
         return f"{spec},seed={seed}"
     return spec
 
@@ -67,9 +69,12 @@ def class_centroids(ctx: SimContext) -> np.ndarray:
 
 
 def make_llm_backend(ctx: SimContext, seed: int) -> SimulatedLLM | ReplayLLM:
+    # content:... answers follow the text (evals/content_llm.py); simulated:... are flat
     """The evaluation LLM (a ChatBackend) of this seed. Every LLM system, `labelagent`
     included, should ask this one, so that all of them hear the same answers per item."""
     spec = seeded_spec(ctx.config.llm, seed)
+    if spec.startswith(CONTENT):
+        return content_backend(ctx, spec)
     names = ctx.data.label_set.names
     gold = {text: names[y] for text, y in zip(ctx.data.pool.texts, ctx.data.pool.y)}
     return make_annotator(spec, ctx.data.label_set, gold, class_centroids(ctx))

@@ -46,8 +46,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--human-error", type=float, default=0.0, help="simulated human error rate")
     p.add_argument("--members", type=int, default=5, help="bootstrap members (committee systems)")
     p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
-    p.add_argument("--llm", help="annotator: simulated (the dataset's level) | "
-                   "simulated:acc=X[,abstain=Y] | replay:PATH")
+    p.add_argument("--llm", help="annotator: simulated (errors follow content, the dataset's "
+                   "level) | content:acc=X[,auroc=,abstain=,bias=,favour=,never=] | "
+                   "simulated-flat | simulated:acc=X[,abstain=Y] | replay:PATH")
     p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")

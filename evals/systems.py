@@ -3,6 +3,7 @@
 Human-only active learning (`random`, `margin`, `entropy`, `hybrid`, `coreset`, `committee`,
 ...) is one loop over a query strategy: fit the classifier, record a curve point, let the
 strategy pick the next batch, ask the simulated human, repeat until the budget is spent.
+`best-human-only` takes, per seed, the best of several of them: the limit without an LLM.
 The LLM baselines (`llm-all`, `llm-random-review`, `llm-confidence`, `oracle-router`) live in
 `evals/llm_systems.py`, the `posterior-router` baseline in `evals/posterior_router.py`.
 Adding a system is one `SystemFn` and one line in SYSTEMS.
@@ -78,6 +79,23 @@ def active_learning(ctx: SimContext, seed: int, strategy: str, members: bool = F
     return SystemRun(curve, human_labels_to_target(curve, cfg.target))
 
 
+HUMAN_ONLY_BEST_OF = ("margin", "entropy", "least-confidence", "hybrid")
+
+
+def best_human_only(ctx: SimContext, seed: int) -> SystemRun:
+    """The honest limit without an LLM: per seed, whichever of the human-only strategies in
+    HUMAN_ONLY_BEST_OF reached the target with the fewest labels (else the best final corpus
+    accuracy). It knows the answer afterwards, so no real system can choose like this."""
+    runs = [active_learning(ctx, seed, strategy=name.replace("-", "_"))
+            for name in HUMAN_ONLY_BEST_OF]
+
+    def cost(run: SystemRun) -> tuple[float, float]:
+        to_target = run.human_labels_to_target
+        return (float("inf") if to_target is None else to_target, -run.curve[-1][1])
+
+    return min(runs, key=cost)
+
+
 SYSTEMS: dict[str, SystemFn] = {
     "random": partial(active_learning, strategy="random"),
     "margin": partial(active_learning, strategy="margin"),
@@ -91,17 +109,21 @@ SYSTEMS: dict[str, SystemFn] = {
     **LLM_SYSTEMS,
     "posterior-router": posterior_router,
     "labelagent": labelagent_system,
+    "best-human-only": best_human_only,
 }
 
 
 def resolve_llm_spec(spec: str | None, dataset: str) -> str | None:
-    """A bare `simulated` becomes `simulated:acc=<LLM_ACCURACY[dataset]>`; others pass through."""
-    if spec != "simulated":
+    """A bare `simulated` becomes `content:acc=<LLM_ACCURACY[dataset]>` (errors follow the
+    content, evals/content_llm.py), `simulated-flat` today's `simulated:acc=...` (each item's
+    chance drawn at random); others pass through."""
+    if spec not in ("simulated", "simulated-flat"):
         return spec
     if dataset not in LLM_ACCURACY:
         known = ", ".join(sorted(LLM_ACCURACY))
         raise ConfigError(f"no default LLM accuracy for '{dataset}' ({known}); give acc=X")
-    return f"simulated:acc={LLM_ACCURACY[dataset]}"
+    kind = "content" if spec == "simulated" else "simulated"
+    return f"{kind}:acc={LLM_ACCURACY[dataset]}"
 
 
 def get_system(name: str) -> SystemFn:

@@ -193,6 +193,21 @@ def test_run_writes_the_documented_json(dataset: Path, tmp_path: Path) -> None:
     assert table.count("\n| ") == 4  # header + three systems
 
 
+def test_every_system_is_compared_with_the_honest_limit(dataset: Path, tmp_path: Path) -> None:
+    result = _run(dataset, tmp_path, "a.json", "--systems", "random,best-human-only")
+    data = load_dataset(dataset, embedder="hashing", cache_dir=tmp_path / "cache")
+    ctx = SimContext(data, SimConfig(budget=60, step=20, init=20, target=0.9))
+    for seed in result["systems"]["best-human-only"]["seeds"]:  # the best strategy per seed
+        runs = [SYSTEMS[name](ctx, seed["seed"]).human_labels_to_target
+                for name in ("margin", "entropy", "least-confidence", "hybrid")]
+        reached = [h for h in runs if h is not None]
+        assert seed["human_labels_to_target"] == (min(reached) if reached else None)
+    limit = report.honest_limit(result)
+    assert limit is not None and limit[0] in ("random", "best-human-only")
+    table = report.render_table(result)
+    assert "vs limit" in table and "1.00x" in table and "(0%)" in table
+
+
 def test_run_is_deterministic_per_seed(dataset: Path, tmp_path: Path) -> None:
     extra = ("--systems", "hybrid,coreset", "--seeds", "1")
     a, b = _run(dataset, tmp_path, "a.json", *extra), _run(dataset, tmp_path, "b.json", *extra)
