@@ -16,7 +16,13 @@ from agent.labeller.labeller import Labeller
 from agent.learn.crossfit import fold_ids, out_of_fold
 from agent.llm.annotators import make_annotator
 from agent.routing.evidence import Verdicts
-from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust
+from agent.routing.trust import (
+    LLM_AUDIT,
+    LLMTrust,
+    llm_posterior,
+    llm_trust,
+    symmetric_likelihood,
+)
 from agent.types import NO_LABEL, Item, QueueEntry
 
 
@@ -57,17 +63,42 @@ def test_trust_counts_only_random_llm_audits_and_abstains_as_wrong() -> None:
     )
     trust = llm_trust(verdicts, n_classes=2)
     assert (trust.checked, trust.llm_correct, trust.clf_correct) == (4, 2, 4)
+    assert trust.confusion is not None and trust.confusion.sum() == 3  # the abstain is left out
 
 
 def test_posterior_follows_a_trusted_llm_and_ignores_a_chance_one() -> None:
     clf = np.array([[0.7, 0.3], [0.7, 0.3], [0.5, 0.5]])
     llm = np.array([1, 1, NO_LABEL])
-    best, p_wrong = llm_posterior(clf, llm, accuracy=0.95)
+    best, p_wrong = llm_posterior(clf, llm, symmetric_likelihood(0.95, 2))
     assert best[:2].tolist() == [1, 1]  # a 95 % LLM outweighs a 70 % classifier
     assert p_wrong[0] == pytest.approx(1 - 0.3 * 0.95 / (0.3 * 0.95 + 0.7 * 0.05))
-    best, p_wrong = llm_posterior(clf, llm, accuracy=0.5)
+    best, p_wrong = llm_posterior(clf, llm, symmetric_likelihood(0.5, 2))
     assert best[:2].tolist() == [0, 0] and p_wrong[0] == pytest.approx(0.3)
     assert p_wrong[2] == pytest.approx(0.5)  # no LLM label: the classifier alone
+
+
+def test_a_biased_llm_is_trusted_per_label() -> None:
+    # Says 0 for nearly everything: right on 1 always, on 0 about half the time.
+    confusion = np.array([[45.0, 40.0], [0.0, 15.0]])  # [said, true]
+    trust = LLMTrust(100, 60, 70, n_classes=2, confusion=confusion)
+    precision = trust.precision()
+    assert precision[1] > 0.85 > 0.6 > precision[0]
+    weights = trust.label_weights()
+    assert weights[1] > 0.5 and weights[0] < 0.05  # its rare label teaches, its habit does not
+    likelihood = trust.likelihood()
+    assert np.allclose(likelihood.sum(axis=0), 1.0)
+    clf = np.array([[0.6, 0.4], [0.3, 0.7]])
+    best, _ = llm_posterior(clf, np.array([0, 1]), likelihood)
+    assert best.tolist() == [0, 1]
+    best, _ = llm_posterior(np.array([[0.4, 0.6]]), np.array([0]), likelihood)
+    assert best.tolist() == [1]  # "0" from this LLM says little: the classifier keeps 1
+
+
+def test_without_audits_per_label_trust_is_the_overall_one() -> None:
+    trust = LLMTrust(30, 24, 20, n_classes=3, confusion=np.zeros((3, 3)))
+    assert np.allclose(trust.precision(), trust.accuracy)
+    assert np.allclose(trust.likelihood(), symmetric_likelihood(trust.accuracy, 3))
+    assert np.allclose(trust.label_weights(), trust.weight)
 
 
 def test_out_of_fold_never_scores_a_row_with_a_model_that_saw_it() -> None:

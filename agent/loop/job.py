@@ -20,6 +20,7 @@ from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
 from agent.loop.rounds import RoundStats, refresh_queue, run_round
 from agent.loop.runlock import RunLock
 from agent.loop.state import LoopState
+from agent.loop.target import CONFIRMED, check_target, confirmed_stop
 from agent.routing.accuracy import final_audit_size, store_estimate
 from agent.types import Item, Kind, QueueEntry, Source
 
@@ -95,7 +96,7 @@ def run_job(
             notify("resume", {"rounds_done": plan.resumed_rounds, "rounds": limits.rounds})
         _rounds(state, limits, labeller, oracle, notify, report, lock)
         lock.check()
-        _finish(state, limits, oracle, notify)
+        _finish(state, limits, oracle, notify, audited=report.stop_reason.startswith(CONFIRMED))
         finish_run(state.store)
     report.human_labels = human_label_count(state)
     report.llm_calls = paid_llm_calls(state)
@@ -128,7 +129,25 @@ def _rounds(
         _learn(state, round_no, stats)
         report.rounds.append(stats)
         notify("round", stats.to_json())
+        if limits.target_accuracy is not None and (
+            own_word := _own_word(state, limits, oracle, round_no)
+        ):
+            report.stop_reason = own_word
+            break
     report.stop_reason = report.stop_reason or reason or "nothing left to select"
+
+
+def _own_word(state: LoopState, limits: JobLimits, oracle: Oracle | None, round_no: int) -> str:
+    """Whether a measurement now says the target is reached (see `agent.loop.target`)."""
+    assert limits.target_accuracy is not None
+    answer = None
+    if oracle is not None:
+        def answer(n: int) -> int:
+            return answer_queue(state, oracle, n, round_no)
+    room = _human_room(state, limits)
+    return check_target(
+        state, limits.target_accuracy, limits.human_budget, room, round_no, answer
+    )
 
 
 def _stop_reason(
@@ -146,13 +165,9 @@ def _stop_reason(
     human_spent = _human_room(state, limits, _audit_reserve(state, limits)) == 0
     if human_spent and labeller is None:  # with an LLM, rounds still auto-accept what agrees
         return f"human budget of {limits.human_budget} labels reached"
-    estimate = state.store.get_meta("estimated_accuracy")
-    if (
-        limits.target_accuracy is not None
-        and estimate
-        and estimate["value"] >= limits.target_accuracy
-    ):
-        return f"estimated accuracy {estimate['value']:.3f} reached the target"
+    target = limits.target_accuracy
+    if target is not None and (stop := confirmed_stop(state, target)):
+        return stop
     if state.candidates().size == 0 and not _answerable(state, limits, oracle):
         return "every item is labelled or waiting for review"
     return ""
@@ -261,16 +276,21 @@ def _learn(state: LoopState, round_no: int, stats: RoundStats) -> None:
 
 
 def _finish(
-    state: LoopState, limits: JobLimits, oracle: Oracle | None, notify: Progress
+    state: LoopState,
+    limits: JobLimits,
+    oracle: Oracle | None,
+    notify: Progress,
+    audited: bool = False,
 ) -> None:
-    """The classifier labels what it is sure of; a uniform audit then measures the corpus."""
+    """The classifier labels what it is sure of; a uniform audit then measures the corpus
+    (unless one just did: `audited`)."""
     round_no = state.store.start_round()
     summary = final_pass(state, round_no)
     machine = int((~state.pool.human_mask).sum())
-    size = final_audit_size(limits.human_budget, machine, state.config.routing)
+    size = 0 if audited else final_audit_size(limits.human_budget, machine, state.config.routing)
     room = _human_room(state, limits)
     summary["audit"] = final_audit(state, round_no, size if room is None else min(size, room))
-    if oracle is not None:
+    if oracle is not None and not audited:  # a confirmed target asks nobody anything more
         answer_queue(state, oracle, _human_room(state, limits), round_no)
         state.reload_labels()
     estimate = store_estimate(state.store, state.config.routing, state.verdicts())

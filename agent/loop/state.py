@@ -116,13 +116,15 @@ class LoopState:
             return rows, pool.labels[rows], None
         pos, llm, _ = self.llm_votes()
         extra = ~mask[pos]
-        if trust.weight <= 0 or not extra.any():
+        llm_weight = trust.label_weights()[llm]  # what each vote's label is worth
+        extra &= llm_weight > 0
+        if not extra.any():
             return rows, pool.labels[rows], None
         weight = np.where(pool.human_mask[rows], self.config.routing.human_weight, 1.0)
         return (
             np.concatenate([rows, pos[extra]]),
             np.concatenate([pool.labels[rows], llm[extra]]),
-            np.concatenate([weight, np.full(int(extra.sum()), trust.weight)]),
+            np.concatenate([weight, llm_weight[extra]]),
         )
 
     def _committee_on(
@@ -130,6 +132,8 @@ class LoopState:
     ) -> Committee:
         pool = self.pool
         committee = Committee(n_members=members, random_state=self.config.seed)
+        if weight is not None:  # taught by the LLM's noisy labels over the pool: smoother
+            committee.set_params(C=self.config.llm_taught_c, class_weight=None)
         return committee.fit(
             pool.vectors[rows],
             labels,
@@ -245,6 +249,22 @@ class LoopState:
         guess[carried] = self.pool.labels[carried]
         return np.asarray(guess)
 
+    def predicted_accuracy(self) -> float:
+        """The share of right labels the corpus is expected to have as handed over now:
+        people's labels count as right, every other item as likely as its label or best guess
+        (the posterior where the LLM voted, else the classifier). A prediction, not a
+        measurement: it only decides when an audit is worth running."""
+        probs, pool = self.scores.probs, self.pool
+        guess = self.best_guess()
+        p_right = probs[np.arange(len(pool)), guess].astype(np.float64)
+        pos, llm, _ = self.llm_votes()
+        combined = self.posterior(pos, llm) if pos.size else None
+        if combined is not None:
+            free = pool.labels[pos] == NO_LABEL  # carried labels keep the classifier's view
+            p_right[pos[free]] = 1.0 - combined[1][free]
+        p_right[pool.human_mask] = 1.0
+        return float(p_right.mean()) if p_right.size else 0.0
+
     def posterior(
         self, positions: np.ndarray, llm_label: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -253,7 +273,7 @@ class LoopState:
         trust = self.trust()
         if self.backend is None or not trust.established(self.config.routing.trust_audits):
             return None
-        return llm_posterior(self.scores.probs[positions], llm_label, trust.accuracy)
+        return llm_posterior(self.scores.probs[positions], llm_label, trust.likelihood())
 
     def verdicts(self) -> Verdicts:
         """Human verdicts on machine votes, re-read only when the annotation log has grown."""

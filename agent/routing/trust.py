@@ -1,5 +1,11 @@
 """Trust earned on audits: how right the LLM is, what its labels are worth, whether to ask it.
 
+The record is kept per label, as a confusion matrix of what the LLM said against what people
+answered: a biased LLM (one that says "biased" for nearly everything) is right on one label
+and near chance on another, and one accuracy for both would over-trust the first kind of
+label and under-trust the second. Each label's figures shrink toward the overall accuracy
+(`PRIOR_AUDITS` pseudo-audits), so sparse labels borrow from the whole record.
+
 Only uniform random audits of LLM-labelled items (reason `llm_audit`) measure the LLM: reviews
 chosen by priority are the hard items and would make it look worse than it is. The same audits
 show the classifier's vote cast before the person answered, so the two members are compared on
@@ -20,18 +26,22 @@ from agent.types import NO_LABEL
 LLM_AUDIT = "llm_audit"  # the reason of a uniform random audit of an LLM-labelled item
 TIE_MARGIN = 0.05  # how far below the classifier an LLM may be measured and still be asked
 MIN_WEIGHT = 0.01  # labels worth less than this (binary: right under 55 %) teach nothing
+PRIOR_AUDITS = 8.0  # pseudo-audits per label that pull its figures toward the overall accuracy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LLMTrust:
     """The LLM's record on `checked` random audits (abstains count as wrong), the classifier's
-    on the same items, and what follows: a posterior accuracy and a training weight."""
+    on the same items, and what follows: a posterior accuracy and a training weight. The
+    optional `confusion` (K, K) counts audits by [LLM's label, person's label] (abstains
+    left out); without it every label is trusted at the overall accuracy."""
 
     checked: int
     llm_correct: int
     clf_correct: int
     n_classes: int
     level: float = 0.95
+    confusion: np.ndarray | None = None
 
     @property
     def accuracy(self) -> float:
@@ -53,6 +63,29 @@ class LLMTrust:
     def weight_at(self, accuracy: float) -> float:
         k = max(self.n_classes, 2)
         return float(max(0.0, (k * accuracy - 1.0) / (k - 1.0)) ** 2)
+
+    def _counts(self) -> np.ndarray:
+        k = self.n_classes
+        return np.zeros((k, k)) if self.confusion is None else np.asarray(self.confusion, float)
+
+    def precision(self) -> np.ndarray:
+        """P(the person agrees | the LLM said l) per label l (K,), shrunk toward `accuracy`."""
+        counts = self._counts()
+        said = counts.sum(axis=1)
+        return (np.diag(counts) + PRIOR_AUDITS * self.accuracy) / (said + PRIOR_AUDITS)
+
+    def label_weights(self) -> np.ndarray:
+        """Training weight of an LLM label, per label (K,): `weight_at` its precision."""
+        return np.array([self.weight_at(float(p)) for p in self.precision()])
+
+    def likelihood(self) -> np.ndarray:
+        """P(the LLM says l | the true label is c) as a (K, K) matrix [l, c]: the audits'
+        confusion counts per true label, shrunk toward `accuracy` on the diagonal and the
+        rest spread evenly."""
+        base = symmetric_likelihood(self.accuracy, self.n_classes)
+        counts = self._counts()
+        answered = counts.sum(axis=0, keepdims=True)
+        return (counts + PRIOR_AUDITS * base) / (answered + PRIOR_AUDITS)
 
     def established(self, min_audits: int) -> bool:
         """Enough audits to act on: `min_audits`, or already a quarter of them when even the
@@ -103,22 +136,33 @@ def llm_trust(verdicts: Verdicts, n_classes: int, level: float = 0.95) -> LLMTru
     audited = verdicts.where(verdicts.reason == LLM_AUDIT)
     llm_right = (audited.llm != NO_LABEL) & (audited.llm == audited.human)
     clf_right = (audited.model != NO_LABEL) & (audited.model == audited.human)
-    return LLMTrust(len(audited), int(llm_right.sum()), int(clf_right.sum()), n_classes, level)
+    confusion = np.zeros((n_classes, n_classes))
+    pair = (audited.llm != NO_LABEL) & (audited.human != NO_LABEL)
+    np.add.at(confusion, (audited.llm[pair], audited.human[pair]), 1.0)
+    return LLMTrust(
+        len(audited), int(llm_right.sum()), int(clf_right.sum()), n_classes, level, confusion
+    )
+
+
+def symmetric_likelihood(accuracy: float, n_classes: int) -> np.ndarray:
+    """P(LLM says l | true c) (K, K) [l, c] of an LLM right at `accuracy` whose errors spread
+    evenly over the other labels."""
+    a = float(np.clip(accuracy, 1e-6, 1 - 1e-6))
+    base = np.full((n_classes, n_classes), (1.0 - a) / max(n_classes - 1, 1))
+    np.fill_diagonal(base, a)
+    return base
 
 
 def llm_posterior(
-    clf_probs: np.ndarray, llm_label: np.ndarray, accuracy: float
+    clf_probs: np.ndarray, llm_label: np.ndarray, likelihood: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best label (n,) and P(it is wrong) (n,) from the classifier's probabilities (n, C) and
-    the LLM's label (n,) (NO_LABEL: none), trusting the LLM at `accuracy`: P(LLM says l | true c)
-    is `accuracy` when c == l, else spread evenly over the other labels."""
+    the LLM's label (n,) (NO_LABEL: none), with `likelihood` (C, C) = P(LLM says l | true c)
+    as [l, c] (see `LLMTrust.likelihood`)."""
     probs = np.asarray(clf_probs, dtype=np.float64)
-    n, k = probs.shape
     voted = llm_label != NO_LABEL
-    a = float(np.clip(accuracy, 1e-6, 1 - 1e-6))
-    likelihood = np.full((n, k), (1.0 - a) / max(k - 1, 1))
-    likelihood[np.flatnonzero(voted), llm_label[voted]] = a
-    post = np.where(voted[:, None], probs * likelihood, probs)
+    given = np.asarray(likelihood, dtype=np.float64)[np.where(voted, llm_label, 0)]
+    post = np.where(voted[:, None], probs * np.clip(given, 1e-9, None), probs)
     post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-12)
     best = post.argmax(axis=1)
-    return best.astype(np.int64), 1.0 - post[np.arange(n), best]
+    return best.astype(np.int64), 1.0 - post[np.arange(post.shape[0]), best]
