@@ -17,6 +17,7 @@ from agent.labeller.labeller import Labeller
 from agent.loop.job import JobLimits, run_job
 from agent.loop.pool import label_texts
 from agent.loop.session import LabelingSession
+from agent.loop.target import CONFIRMED
 from agent.types import Item, QueueEntry
 from evals.llm_systems import make_llm_backend, seeded_spec
 from evals.metrics import Point, human_labels_to_target
@@ -54,7 +55,8 @@ def _embedder(ctx: SimContext) -> LookupEmbedder:
 
 
 def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
-    """Rounds of the batch job until the human budget is spent; a curve point per round.
+    """Rounds of the batch job until the human budget is spent or the job confirms the
+    target on its own word (a uniform audit's lower bound); a curve point per round.
 
     The first round sends the LLM every item (a fresh classifier can settle none); people
     answer half a `step` per round, so the classifier retrains and re-ranks the queue often.
@@ -79,12 +81,13 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
 
     curve: list[Point] = [_point(ctx, session)]
     limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,
-                       human_per_round=max(1, cfg.step // 2))
-    run_job(session, limits, labeller, oracle,
-            on_event=lambda kind, _data: curve.append(_point(ctx, session)))
+                       target_accuracy=cfg.target, human_per_round=max(1, cfg.step // 2))
+    report = run_job(session, limits, labeller, oracle,
+                     on_event=lambda kind, _data: curve.append(_point(ctx, session)))
     estimate = session.store.get_meta("estimated_accuracy")
+    stopped = (curve[-1][0], curve[-1][1]) if report.stop_reason.startswith(CONFIRMED) else None
     return SystemRun(curve, human_labels_to_target(curve, cfg.target),
-                     int(session.store.cache_totals()["calls"]), estimate)
+                     int(session.store.cache_totals()["calls"]), estimate, stopped)
 
 
 def _point(ctx: SimContext, session: LabelingSession) -> Point:

@@ -55,6 +55,16 @@ def _counted(entry: dict[str, Any], budget: float) -> float:
                for d in seeds) / len(seeds)
 
 
+def _stops(entry: dict[str, Any]) -> str:
+    """Per seed, where the system stopped asking people on its own word ('—': it did not)."""
+    stops = [d.get("stopped_at") for d in entry.get("seeds", [])]
+    if not any(stops):
+        return "—"
+    return "; ".join(
+        f"{s['human_labels']}: {s['corpus_accuracy']:.3f}" if s else "—" for s in stops
+    )
+
+
 def render_table(result: dict[str, Any]) -> str:
     """One run as a markdown table: a row per system, means over seeds (AULC ± std)."""
     cfg = result["config"]
@@ -71,8 +81,8 @@ def render_table(result: dict[str, Any]) -> str:
         "",
         "| system | human labels to target | vs limit | LLM calls (share of pool) "
         "| final corpus acc | test acc | AULC test (± std) | AULC corpus "
-        "| estimated acc [95 % CI] |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| estimated acc [95 % CI] | stopped itself (labels: true acc) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     limit = honest_limit(result)
     budget, pool = float(cfg["budget"]), max(int(result["pool_size"]), 1)
@@ -83,7 +93,7 @@ def render_table(result: dict[str, Any]) -> str:
             f"| {s['llm_calls']:.0f} ({s['llm_calls'] / pool:.0%}) "
             f"| {_fmt(s['final_corpus_accuracy'])} | {_fmt(s['test_accuracy'])} "
             f"| {_fmt(s['aulc'])} ± {_fmt(s['aulc_std'])} | {_fmt(s['corpus_aulc'])} "
-            f"| {_estimate(s)} |"
+            f"| {_estimate(s)} | {_stops(s)} |"
         )
     if limit:
         lines += ["", f"vs limit: human labels to target (a missed seed counted as the budget) "

@@ -113,6 +113,9 @@ def _seed_entry(run: SystemRun, seed: int, hi: float) -> dict[str, Any]:
         "corpus_aulc": round(aulc(h, [p[1] for p in run.curve], 0.0, hi), 5),
         "curve": [list(p) for p in run.curve],
     }
+    if run.stopped_at is not None:
+        entry["stopped_at"] = {"human_labels": run.stopped_at[0],
+                               "corpus_accuracy": run.stopped_at[1]}
     if run.estimated_accuracy is not None:
         est = run.estimated_accuracy
         entry["estimated_accuracy"] = est

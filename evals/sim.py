@@ -67,13 +67,16 @@ class SimContext:
 @dataclass
 class SystemRun:
     """What one system did in one seed: its curve (human labels, corpus acc, test acc), the
-    human labels it needed to reach the target (None: never), LLM calls, and its own estimate
-    of the corpus accuracy {"value", "low", "high"} where it makes one."""
+    human labels it needed to reach the target (None: never), LLM calls, its own estimate
+    of the corpus accuracy {"value", "low", "high"} where it makes one, and where it stopped
+    asking people on its own (None: it ran to the budget)."""
 
     curve: list[Point]
     human_labels_to_target: int | None
     llm_calls: int = 0
     estimated_accuracy: dict[str, float] | None = None
+    # Where a system stops on its own word: human labels then and the true corpus accuracy.
+    stopped_at: tuple[int, float] | None = None
 
 
 def human_answers(ctx: SimContext, seed: int) -> np.ndarray:
