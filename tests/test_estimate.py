@@ -102,10 +102,11 @@ def test_assumed_strata_are_exact_and_empty_strata_are_ignored() -> None:
     assert set(est.strata) == {"human", "gold"}
 
 
-def test_to_json_has_exactly_value_low_high() -> None:
+def test_to_json_says_the_value_its_interval_and_how_it_was_made() -> None:
     est = estimate_accuracy({"auto": Stratum(1000, checked=200, correct=190)})
     assert isinstance(est, AccuracyEstimate)
-    assert list(est.to_json()) == ["value", "low", "high"]
+    assert list(est.to_json()) == ["value", "low", "high", "method", "audits", "level"]
+    assert est.to_json()["method"] == "stratified-exact" and est.to_json()["audits"] == 200
     assert est.value == pytest.approx(0.95) and est.low < est.value < est.high
 
 

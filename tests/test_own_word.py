@@ -53,7 +53,8 @@ def test_the_job_stops_once_an_audit_bears_the_target_out(datasets: Path) -> Non
     session, reason, gold = _job(datasets, accuracy=0.95, target=0.85, budget=800)
     assert reason.startswith(CONFIRMED), reason
     estimate = session.store.get_meta("estimated_accuracy")
-    assert estimate["low"] >= 0.85
+    assert estimate["low"] >= 0.85 and estimate["method"] == "prediction-powered"
+    assert estimate["low"] <= _true_accuracy(session, gold) <= estimate["high"]
     humans = session.store.count_annotations(source="human", kind="label")
     assert humans < 800  # it stopped before the budget
     assert _true_accuracy(session, gold) >= 0.85

@@ -8,10 +8,19 @@ from rich.console import Console
 from rich.table import Table
 
 
-def format_estimate(estimate: dict[str, float] | None) -> str:
+def format_estimate(estimate: dict[str, Any] | None) -> str:
+    """The lower bound first (what the project can stand behind), then the point value, the
+    interval, how it was made and on how many audited items."""
     if not estimate:
-        return "not estimated yet (needs human reviews or audits)"
-    return f"{estimate['value']:.1%} (95% interval {estimate['low']:.1%} - {estimate['high']:.1%})"
+        return "unknown: nobody has checked any label yet (review or audit some)"
+    level = float(estimate.get("level", 0.95))
+    how = estimate.get("method", "stratified-exact")
+    audits = estimate.get("audits")
+    basis = f"{how}, {audits} audited" if audits is not None else how
+    return (
+        f"at least {estimate['low']:.1%} ({estimate['value']:.1%}, {level:.0%} interval "
+        f"{estimate['low']:.1%} - {estimate['high']:.1%}; {basis})"
+    )
 
 
 def render_status(console: Console, info: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """The end of a job: the classifier labels what it is sure of, and a final audit measures it.
 
-The final audit is a uniform random sample of every machine-labelled item, answered by
-people; its verdicts are what `routing.accuracy` turns into the corpus estimate.
+The final audit is a random sample of every machine-labelled item (weighted toward the least
+sure, every item possible), answered by people; its verdicts are what `routing.accuracy` turns
+into the corpus estimate.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import numpy as np
 
 from agent.loop.entries import queue_entries
 from agent.loop.state import LoopState
+from agent.routing.ppi import AUDIT_POPULATION, active_draw_probabilities
 from agent.routing.priority import AUDIT_BONUS
 from agent.routing.thresholds import fit_classifier_threshold
 from agent.types import NO_LABEL, Annotation, Kind, Source
@@ -44,25 +46,37 @@ def final_pass(state: LoopState, round_no: int) -> dict[str, Any]:
 
 
 def final_audit(state: LoopState, round_no: int, size: int) -> int:
-    """Queue a uniform random sample of machine-labelled items, with their suggested label
-    recorded first, so that people's answers measure the machine part of the corpus."""
+    """Queue `size` draws of machine-labelled items, with their handed-over label recorded
+    first, so that people's answers measure the machine part of the corpus.
+
+    Draws are weighted toward the items whose label is least sure (half the chance spread
+    evenly, so none is left out) and made with replacement: each draw's chance and the
+    predicted P(right) go with its vote, and the population's predictions into the store,
+    for the prediction-powered estimate (`agent.routing.ppi`). An item drawn twice is asked
+    once and counts twice. Returns the number of items queued."""
     machine = np.flatnonzero(~state.pool.human_mask)
-    size = min(size, machine.size)
-    if size == 0:
+    if size == 0 or machine.size == 0:
         return 0
+    p_right = state.p_right()[machine]
+    chance = active_draw_probabilities(p_right)
     rng = np.random.default_rng([state.config.seed, round_no, 17])
-    chosen = np.sort(rng.choice(machine, size=size, replace=False))
+    drawn, times = np.unique(rng.choice(machine.size, size=size, p=chance), return_counts=True)
     best = state.best_guess()
     names = state.label_set.names
+    state.store.set_meta(AUDIT_POPULATION, {
+        "batch": round_no, "items": int(machine.size), "draws": int(size),
+        "mean_p_right": float(p_right.mean()), "var_p_right": float(p_right.var()),
+    })
     state.store.add_annotations([
-        Annotation(int(state.pool.keys[i]), names[int(best[i])], Source.MODEL, Kind.VOTE,
-                   actor="best-guess", round=round_no,
-                   confidence=float(state.scores.probs[i].max()),
-                   meta={"stage": "final_audit", "reason": "audit"})
-        for i in chosen
+        Annotation(int(state.pool.keys[machine[j]]), names[int(best[machine[j]])], Source.MODEL,
+                   Kind.VOTE, actor="best-guess", round=round_no, confidence=float(p_right[j]),
+                   meta={"stage": "final_audit", "reason": "audit", "batch": round_no,
+                         "p_right": float(p_right[j]), "draw_chance": float(chance[j]),
+                         "draws": int(k)})
+        for j, k in zip(drawn, times)
     ])
-    _enqueue(state, chosen, best, "audit", round_no, bonus=AUDIT_BONUS)
-    return size
+    _enqueue(state, machine[drawn], best, "audit", round_no, bonus=AUDIT_BONUS)
+    return int(drawn.size)
 
 
 def _label_sure(

@@ -250,10 +250,15 @@ class LoopState:
         return np.asarray(guess)
 
     def predicted_accuracy(self) -> float:
-        """The share of right labels the corpus is expected to have as handed over now:
-        people's labels count as right, every other item as likely as its label or best guess
-        (the posterior where the LLM voted, else the classifier). A prediction, not a
-        measurement: it only decides when an audit is worth running."""
+        """The share of right labels the corpus is expected to have as handed over now: a
+        prediction, not a measurement; it only decides when an audit is worth running."""
+        p_right = self.p_right()
+        return float(p_right.mean()) if p_right.size else 0.0
+
+    def p_right(self) -> np.ndarray:
+        """P(the label handed over is right) per item (n,): people's labels count as right,
+        every other item as likely as its label or best guess (the posterior where the LLM
+        voted, else the classifier)."""
         probs, pool = self.scores.probs, self.pool
         guess = self.best_guess()
         p_right = probs[np.arange(len(pool)), guess].astype(np.float64)
@@ -263,7 +268,7 @@ class LoopState:
             free = pool.labels[pos] == NO_LABEL  # carried labels keep the classifier's view
             p_right[pos[free]] = 1.0 - combined[1][free]
         p_right[pool.human_mask] = 1.0
-        return float(p_right.mean()) if p_right.size else 0.0
+        return p_right
 
     def posterior(
         self, positions: np.ndarray, llm_label: np.ndarray

@@ -15,6 +15,7 @@ A stratum without evidence gets the whole [0, 1], never a guess. Only the store 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,6 +25,7 @@ import numpy as np
 from agent.config import RoutingConfig
 from agent.routing.bounds import DEFAULT_METHOD, Method, check_level, proportion_interval
 from agent.routing.evidence import Verdicts, collect_verdicts
+from agent.routing.ppi import AUDIT_POPULATION, PPIEstimate, ppi_accuracy_from_moments
 from agent.routing.priority import AUDIT_REASONS
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.protocol import ProjectStore
@@ -73,15 +75,23 @@ class StratumEstimate:
 
 @dataclass(frozen=True)
 class AccuracyEstimate:
-    """Estimated corpus accuracy `value` with its interval [low, high] and the strata behind it."""
+    """Estimated corpus accuracy `value` with its interval [low, high] at `level`, the strata
+    behind it, how it was made and on how many audit draws."""
 
     value: float
     low: float
     high: float
     strata: dict[str, StratumEstimate]
+    method: str = "stratified-exact"
+    audits: int | None = None
+    level: float = 0.95
 
-    def to_json(self) -> dict[str, float]:
-        return {"value": self.value, "low": self.low, "high": self.high}
+    def to_json(self) -> dict[str, Any]:
+        audits = self.audits
+        if audits is None:
+            audits = sum(p.checked for p in self.strata.values() if not p.assumed)
+        return {"value": self.value, "low": self.low, "high": self.high,
+                "method": self.method, "audits": audits, "level": self.level}
 
 
 def estimate_accuracy(
@@ -127,7 +137,7 @@ def estimate_accuracy(
     # unsampled strata: their own [low, high] replaces the point value, not averaged away
     lo += float(w[~sampled] @ (low - point)[~sampled])
     hi += float(w[~sampled] @ (high - point)[~sampled])
-    return AccuracyEstimate(value, max(0.0, float(lo)), min(1.0, float(hi)), parts)
+    return AccuracyEstimate(value, max(0.0, float(lo)), min(1.0, float(hi)), parts, level=level)
 
 
 def _stratum_estimate(s: Stratum, level: float, method: Method) -> StratumEstimate:
@@ -158,6 +168,9 @@ def estimate_from_store(
         return None  # nobody has checked anything yet (imported labels are an assumption)
     final = _audits(verdicts, "final_audit")
     if final.checked:
+        powered = _prediction_powered(store, verdicts, routing.confidence_level)
+        if powered is not None:
+            return _with_machine_estimate(human, items - human, powered)
         strata = {"human": Stratum(human, assumed=1.0),
                   "machine": Stratum(items - human, final.checked, final.correct)}
     else:
@@ -167,6 +180,48 @@ def estimate_from_store(
                   "auto": Stratum(auto, route.checked, route.correct),
                   "rest": Stratum(items - human - auto)}
     return estimate_accuracy(strata, level=routing.confidence_level)
+
+
+def _prediction_powered(
+    store: ProjectStore, verdicts: Verdicts, level: float
+) -> PPIEstimate | None:
+    """PPI++ accuracy of the machine labels from the last audit batch: its draws' answers,
+    their predicted P(right) and draw chances, and the population's predictions then. None
+    when the store lacks them (projects audited before the estimate was prediction-powered)."""
+    population = store.get_meta(AUDIT_POPULATION)
+    if not population:
+        return None
+    draws = {
+        row["item_key"]: json.loads(row["meta"] or "{}")
+        for row in store.annotations(source=Source.MODEL.value, kind="vote")
+        if '"final_audit"' in (row["meta"] or "") and row["round"] == population["batch"]
+    }
+    mask = (verdicts.stage == "final_audit") & (verdicts.model >= 0)
+    keys, right = verdicts.item_keys[mask], verdicts.model[mask] == verdicts.human[mask]
+    rows = [(draws[int(k)], bool(r)) for k, r in zip(keys, right) if int(k) in draws]
+    if not rows:
+        return None
+    times = np.array([m["draws"] for m, _ in rows])
+    correct = np.repeat([float(r) for _, r in rows], times)
+    p_right = np.repeat([m["p_right"] for m, _ in rows], times)
+    chance = np.repeat([m["draw_chance"] for m, _ in rows], times)
+    return ppi_accuracy_from_moments(
+        correct, p_right, chance, population["items"], population["mean_p_right"],
+        population["var_p_right"], level,
+    )
+
+
+def _with_machine_estimate(human: int, machine: int, est: PPIEstimate) -> AccuracyEstimate:
+    """Corpus accuracy: people's labels taken as right, the machine share at `est`."""
+    total = human + machine
+    share = machine / total
+    part = StratumEstimate(machine, est.audits, 0, est.value, est.low, est.high, False)
+    strata = {"human": StratumEstimate(human, 0, 0, 1.0, 1.0, 1.0, True), "machine": part}
+    base = human / total
+    return AccuracyEstimate(
+        base + share * est.value, base + share * est.low, base + share * est.high, strata,
+        method="prediction-powered", audits=est.audits, level=est.level,
+    )
 
 
 def store_estimate(
