@@ -108,6 +108,7 @@ SYSTEMS: dict[str, SystemFn] = {
     "vote-entropy": partial(active_learning, strategy="vote_entropy", members=True),
     **LLM_SYSTEMS,
     "posterior-router": posterior_router,
+    "llm-cv-router": posterior_router,  # issue 10's name for the same prototype
     "labelagent": labelagent_system,
     "best-human-only": best_human_only,
 }

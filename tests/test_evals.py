@@ -373,3 +373,27 @@ def test_sweep_runs_every_replay_of_a_folder(
     printed = capsys.readouterr().out.strip().splitlines()
     assert printed[-1] == result["last_line"] == (
         "worst_vs_margin=n/a worst_vs_posterior=n/a covered=0/0 weak_llm_calls_share=n/a")
+
+
+def test_coverage_study_prints_every_estimator_and_its_last_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evals import coverage
+
+    folder = tmp_path / "cov"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    _write_split(folder / "train.csv", 300, rng, own=2, noise=3, stray=1.0)
+    _write_split(folder / "test.csv", 30, rng, own=2, noise=3, stray=1.0)
+    (folder / "labels.json").write_text(json.dumps(LABELS), encoding="utf-8")
+    out = tmp_path / "cov.json"
+    argv = [f"--dataset={folder}", "--llm=content:acc=0.8", "--labels=60", "--states=3",
+            "--draws=2", "--audits=80", "--embedder=hashing", f"--cache-dir={tmp_path / 'c'}",
+            f"--out={out}"]
+    assert coverage.main(argv) == 0
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert set(result["estimators"]) == set(coverage.ESTIMATORS) and result["runs"] == 6
+    for e in result["estimators"].values():
+        assert 0.0 <= e["coverage"] <= 1.0 and e["mean_width_points"] > 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("coverage=") and "mean_width=" in last and "audits_for_3pts=" in last
