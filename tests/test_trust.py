@@ -94,6 +94,15 @@ def test_a_biased_llm_is_trusted_per_label() -> None:
     assert best.tolist() == [1]  # "0" from this LLM says little: the classifier keeps 1
 
 
+def test_an_llm_whose_habit_is_near_chance_is_not_worth_a_call() -> None:
+    habit = np.array([[50.0, 42.0], [1.0, 7.0]])  # says 0 on 92 of 100, right on 54 % of those
+    biased = LLMTrust(100, 57, 55, n_classes=2, confusion=habit)
+    assert biased.label_weights()[1] > 0.15 and biased.expected_weight() < 0.08
+    assert not biased.worth_calling(min_audits=40)
+    fair = np.array([[40.0, 10.0], [10.0, 40.0]])  # right on 80 % of both labels
+    assert LLMTrust(100, 80, 70, n_classes=2, confusion=fair).worth_calling(min_audits=40)
+
+
 def test_without_audits_per_label_trust_is_the_overall_one() -> None:
     trust = LLMTrust(30, 24, 20, n_classes=3, confusion=np.zeros((3, 3)))
     assert np.allclose(trust.precision(), trust.accuracy)

@@ -38,6 +38,12 @@ class Scores:
     zeroshot: np.ndarray
 
 
+def _llm_dominates(weight: np.ndarray, human_weight: float) -> bool:
+    """Whether the LLM's labels (weights below a person's) outweigh the people's in training."""
+    from_llm = weight < human_weight
+    return float(weight[from_llm].sum()) > float(weight[~from_llm].sum())
+
+
 class LoopState:
     """Pool, committee and scores of one project, built lazily from its store."""
 
@@ -132,7 +138,8 @@ class LoopState:
     ) -> Committee:
         pool = self.pool
         committee = Committee(n_members=members, random_state=self.config.seed)
-        if weight is not None:  # taught by the LLM's noisy labels over the pool: smoother
+        if weight is not None and _llm_dominates(weight, self.config.routing.human_weight):
+            # taught mostly by the LLM's noisy labels over the pool: smoother
             committee.set_params(C=self.config.llm_taught_c, class_weight=None)
         return committee.fit(
             pool.vectors[rows],

@@ -1,12 +1,15 @@
 """Stopping on the job's own word: people stop being asked once a measurement says the target
 is reached, not a hope.
 
-After each round the job predicts the corpus accuracy from its own probabilities
-(`LoopState.predicted_accuracy`). Once the prediction clears the target by `TRIGGER_MARGIN`,
-a uniform random audit of the machine-labelled items measures it (the same audit as the final
-one, so its verdicts feed the same estimate), and the job stops when the lower bound of the
-estimate's interval reaches the target. A miss costs no more than the audit: its answers are
-labels like any other, and the next check waits until as many new labels have come in.
+After each round the job predicts each label's chance of being right from its own
+probabilities (`LoopState.p_right`). Once the prediction clears the target by enough that an
+audit no larger than the final one would show it (`audit_needed`), it draws that audit of the
+machine-labelled items (the same kind as the final one, so its verdicts feed the same
+estimate), and the job stops when the lower bound of the estimate's interval reaches the
+target. A miss costs no more than the audit: its answers are labels like any other, and the
+next check waits until as many new labels have come in. Each look is charged a share of the
+error rate (`agent.routing.accuracy`), so stopping at a lucky draw cannot make the interval
+claim more than it should.
 Without a programmatic answerer the audit waits in the review queue and the job stops so that
 people can answer it.
 """
@@ -15,9 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+from scipy.stats import norm
+
 from agent.loop.final import final_audit
 from agent.loop.state import LoopState
-from agent.routing.accuracy import FINAL_AUDIT_MIN, final_audit_size, store_estimate
+from agent.routing.accuracy import FINAL_AUDIT_MIN, LOOKS, final_audit_size, store_estimate
 from agent.types import Kind, Source
 
 TRIGGER_MARGIN = 0.01  # the prediction must clear the target by this before an audit is paid
@@ -47,30 +53,53 @@ def check_target(
     round_no: int,
     answer: Answer | None,
 ) -> str:
-    """Audit when the prediction clears the target; the stop reason, or '' to go on. `room`:
-    human labels the budget still allows (None: no limit)."""
+    """Audit when the prediction clears the target by enough for an affordable audit to show
+    it; the stop reason, or '' to go on. `room`: human labels the budget still allows."""
     if stop := confirmed_stop(state, target):
         return stop
-    predicted = state.predicted_accuracy()
-    if predicted < target + TRIGGER_MARGIN:
-        return ""
+    p_right = state.p_right()
+    machine = ~state.pool.human_mask
+    cap = final_audit_size(human_budget, int(machine.sum()), state.config.routing)
+    size = audit_needed(p_right, machine, target, state.config.routing.confidence_level)
+    if size is None or size > cap:
+        return ""  # the prediction does not clear the target by enough for an audit to show
     humans = _human_labels(state)
-    machine = int((~state.pool.human_mask).sum())
-    size = final_audit_size(human_budget, machine, state.config.routing)
     last = state.store.get_meta(CHECKED_AT)
-    if last is not None and humans < int(last) + size:
-        return ""  # a check missed lately: wait for as many new labels as it cost
-    size = size if room is None else min(size, room)
-    if size < min(FINAL_AUDIT_MIN, machine):
+    if last is not None and humans < int(last) + cap:
+        return ""  # a check missed lately: wait for as many new labels as an audit may cost
+    size = max(size, min(FINAL_AUDIT_MIN, int(machine.sum())))
+    if room is not None and size > room:
         return ""
     state.store.set_meta(CHECKED_AT, humans)
+    state.store.set_meta(LOOKS, int(state.store.get_meta(LOOKS) or 0) + 1)
     queued = final_audit(state, round_no, size)
     if answer is None:
-        return f"predicted accuracy {predicted:.3f}: {queued} audit items wait for people"
+        return f"predicted accuracy {p_right.mean():.3f}: {queued} audit items wait for people"
     answer(queued)
     state.reload_labels()
     store_estimate(state.store, state.config.routing, state.verdicts())
     return confirmed_stop(state, target)
+
+
+def audit_needed(
+    p_right: np.ndarray, machine: np.ndarray, target: float, level: float
+) -> int | None:
+    """Audit draws that would put the lower bound at the target if the predictions (n,) are
+    right: the machine labels' predicted accuracy must clear what the target asks of them by
+    z * sd / sqrt(n) (sd of a right/wrong outcome at that accuracy, a one-sided bound at the
+    level that looks are charged, see `agent.routing.accuracy`). None when it does not clear
+    it by TRIGGER_MARGIN at all."""
+    m, total = int(machine.sum()), p_right.size
+    if m == 0:
+        return None
+    needed = (target * total - (total - m)) / m  # machine accuracy the target asks for
+    predicted = float(p_right[machine].mean())
+    gap = predicted - needed
+    if gap < TRIGGER_MARGIN * total / m:
+        return None
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    sd = np.sqrt(max(predicted * (1 - predicted), 1e-4))
+    return int(np.ceil((z * sd / gap) ** 2))
 
 
 def _human_labels(state: LoopState) -> int:

@@ -32,6 +32,7 @@ from agent.store.protocol import ProjectStore
 from agent.types import Source
 
 Combine = Literal["mover", "bonferroni"]
+LOOKS = "target_checks"  # store meta: audits made to decide whether the target is reached
 FINAL_AUDIT_CAP = 400  # a uniform sample this large measures the machine labels to +-5 %
 FINAL_AUDIT_MIN = 30
 
@@ -168,7 +169,7 @@ def estimate_from_store(
         return None  # nobody has checked anything yet (imported labels are an assumption)
     final = _audits(verdicts, "final_audit")
     if final.checked:
-        powered = _prediction_powered(store, verdicts, routing.confidence_level)
+        powered = _prediction_powered(store, verdicts, charged_level(store, routing))
         if powered is not None:
             return _with_machine_estimate(human, items - human, powered)
         strata = {"human": Stratum(human, assumed=1.0),
@@ -180,6 +181,14 @@ def estimate_from_store(
                   "auto": Stratum(auto, route.checked, route.correct),
                   "rest": Stratum(items - human - auto)}
     return estimate_accuracy(strata, level=routing.confidence_level)
+
+
+def charged_level(store: ProjectStore, routing: RoutingConfig) -> float:
+    """The level of the estimate after `LOOKS` audits made to decide whether to stop: each
+    look is charged half the error rate left (alpha/2, alpha/4, ...), so the chance that any
+    reported interval misses stays under alpha however many looks a run takes."""
+    looks = int(store.get_meta(LOOKS) or 0)
+    return 1.0 - (1.0 - routing.confidence_level) / 2**looks
 
 
 def _prediction_powered(

@@ -26,6 +26,10 @@ from agent.types import NO_LABEL
 LLM_AUDIT = "llm_audit"  # the reason of a uniform random audit of an LLM-labelled item
 TIE_MARGIN = 0.05  # how far below the classifier an LLM may be measured and still be asked
 MIN_WEIGHT = 0.01  # labels worth less than this (binary: right under 55 %) teach nothing
+# An answer expected to be worth less than this share of a certain label is not worth a call:
+# on real replays (babe, binary) LLMs right on 63 % or less did not lower the human labels
+# that active learning without them needed, those right on 66 % and more did.
+CALL_WEIGHT = 0.08
 PRIOR_AUDITS = 8.0  # pseudo-audits per label that pull its figures toward the overall accuracy
 
 
@@ -99,17 +103,28 @@ class LLMTrust:
         """Whether the low end of the measured accuracy still gives the labels weight."""
         return self.weight_at(self.bounds[0]) > MIN_WEIGHT
 
+    def expected_weight(self) -> float:
+        """What one more answer is expected to be worth in training: each label's weight,
+        by how often the LLM says that label on the audits (overall weight without any)."""
+        said = self._counts().sum(axis=1)
+        if said.sum() == 0:
+            return self.weight
+        return float(said @ self.label_weights() / said.sum())
+
     def worth_calling(self, min_audits: int) -> bool:
         """False once audits show the LLM adds nothing: even at the low end of its measured
-        accuracy its labels may carry no weight (near chance level), or it is right clearly
-        less often than the classifier on the same items (by more than `TIE_MARGIN`; near a
-        tie two independent opinions still help). The whole pool is at stake, so the benefit
-        of the doubt goes to not paying."""
+        accuracy its labels may carry no weight (near chance level), an answer is expected to
+        be worth less than `CALL_WEIGHT` of a certain label (binary: right under about 64 %,
+        six labels: under 40 %, or a biased LLM whose habitual label is near chance), or it is
+        right clearly less often than the classifier on the same items (by more than
+        `TIE_MARGIN`; near a tie two independent opinions still help). The whole pool is at
+        stake, so the benefit of the doubt goes to not paying."""
         if not self.established(min_audits):
             return True
         llm_rate = self.llm_correct / self.checked
         clf_rate = self.clf_correct / self.checked
-        return self.informative() and llm_rate + TIE_MARGIN >= clf_rate
+        worth = self.informative() and self.expected_weight() >= CALL_WEIGHT
+        return worth and llm_rate + TIE_MARGIN >= clf_rate
 
     def describe(self) -> str:
         """One line for the progress display and `status`."""
