@@ -80,8 +80,11 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
         return names[answers[int(item.id)]]  # from_texts ids are pool rows: exact for duplicates
 
     curve: list[Point] = [_point(ctx, session)]
+    # With `own_word` the job gets the target and may stop itself (see agent.loop.target);
+    # without, it runs to the budget and the curve says when it reached the target.
+    target = cfg.target if cfg.own_word else None
     limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,
-                       target_accuracy=cfg.target, human_per_round=max(1, cfg.step // 2))
+                       target_accuracy=target, human_per_round=max(1, cfg.step // 2))
     report = run_job(session, limits, labeller, oracle,
                      on_event=lambda kind, _data: curve.append(_point(ctx, session)))
     estimate = session.store.get_meta("estimated_accuracy")

@@ -49,6 +49,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--llm", help="annotator: simulated (errors follow content, the dataset's "
                    "level) | content:acc=X[,auroc=,abstain=,bias=,favour=,never=] | "
                    "simulated-flat | simulated:acc=X[,abstain=Y] | replay:PATH")
+    p.add_argument("--own-word", action="store_true",
+                   help="labelagent gets the target and may stop asking people itself")
     p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")
@@ -69,6 +71,7 @@ def make_config(args: argparse.Namespace) -> SimConfig:
         n_members=args.members,
         use_prior=not args.no_prior,
         llm=resolve_llm_spec(args.llm, args.dataset.name),
+        own_word=bool(getattr(args, "own_word", False)),
     )
 
 
