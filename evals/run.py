@@ -29,6 +29,23 @@ from evals.sim import SimConfig, SimContext, SystemRun
 from evals.systems import get_system, resolve_llm_spec
 
 
+def add_loop_arguments(p: argparse.ArgumentParser, budget: int, step: int, target: float) -> None:
+    """The run settings every simulation command shares (`make_config` reads them)."""
+    p.add_argument("--budget", type=int, default=budget, help="human labels per system")
+    p.add_argument("--step", type=int, default=step, help="human labels per round")
+    p.add_argument("--init", type=int, help="first labels, same for every system (default step)")
+    p.add_argument("--init-strategy", choices=("random", "zeroshot"), default="random")
+    p.add_argument("--target", type=float, default=target, help="corpus accuracy to reach")
+    p.add_argument("--human-error", type=float, default=0.0, help="simulated human error rate")
+    p.add_argument("--members", type=int, default=5, help="bootstrap members (committee systems)")
+    p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
+    p.add_argument("--own-word", action="store_true",
+                   help="labelagent gets the target and may stop asking people itself")
+    p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m evals.run", description=__doc__.split("\n")[0])
     p.add_argument("--dataset", type=Path, required=True, help="a ../shared/datasets/<name> folder")
@@ -38,22 +55,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--test-size", type=int, help="seeded subsample of the test split")
     p.add_argument("--test-split", default="test", help="test CSV name without .csv")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of both subsamples")
-    p.add_argument("--budget", type=int, default=500, help="human labels per system")
-    p.add_argument("--step", type=int, default=25, help="human labels per round")
-    p.add_argument("--init", type=int, help="first labels, same for every system (default step)")
-    p.add_argument("--init-strategy", choices=("random", "zeroshot"), default="random")
-    p.add_argument("--target", type=float, default=0.95, help="corpus accuracy to reach")
-    p.add_argument("--human-error", type=float, default=0.0, help="simulated human error rate")
-    p.add_argument("--members", type=int, default=5, help="bootstrap members (committee systems)")
-    p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
+    add_loop_arguments(p, budget=500, step=25, target=0.95)
     p.add_argument("--llm", help="annotator: simulated (errors follow content, the dataset's "
                    "level) | content:acc=X[,auroc=,abstain=,bias=,favour=,never=] | "
                    "simulated-flat | simulated:acc=X[,abstain=Y] | replay:PATH")
-    p.add_argument("--own-word", action="store_true",
-                   help="labelagent gets the target and may stop asking people itself")
-    p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
-    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")
     p.add_argument("--out", type=Path, required=True, help="JSON result file")
     p.add_argument("--plot", type=Path, help="PNG of the curves")
     return p.parse_args(argv)
@@ -71,7 +76,7 @@ def make_config(args: argparse.Namespace) -> SimConfig:
         n_members=args.members,
         use_prior=not args.no_prior,
         llm=resolve_llm_spec(args.llm, args.dataset.name),
-        own_word=bool(getattr(args, "own_word", False)),
+        own_word=args.own_word,
     )
 
 

@@ -40,9 +40,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from agent.errors import ConfigError, LabelAgentError
-from evals.data import CACHE_DIR, Dataset, load_dataset
+from evals.data import Dataset, load_dataset
 from evals.llm_systems import ABSTAIN, LLM_SYSTEMS, llm_view
-from evals.run import make_config, run_systems
+from evals.run import add_loop_arguments, make_config, run_systems
 from evals.sim import SimContext
 from evals.systems import get_system
 
@@ -61,17 +61,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--only", help="comma-separated replay names (file stems) to keep")
     p.add_argument("--systems", default=DEFAULT_SYSTEMS, help="comma-separated system names")
     p.add_argument("--seeds", type=int, default=2, help="run seeds 0..N-1 (default 2)")
-    p.add_argument("--budget", type=int, default=1500, help="human labels per system")
-    p.add_argument("--step", type=int, default=50, help="human labels per round")
-    p.add_argument("--init", type=int, help="first labels, same for every system (default step)")
-    p.add_argument("--init-strategy", choices=("random", "zeroshot"), default="random")
-    p.add_argument("--target", type=float, default=0.9, help="corpus accuracy to reach")
-    p.add_argument("--human-error", type=float, default=0.0, help="simulated human error rate")
-    p.add_argument("--members", type=int, default=5, help="bootstrap members (committee systems)")
-    p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
-    p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
-    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads")
+    add_loop_arguments(p, budget=1500, step=50, target=0.9)
     p.add_argument("--out", type=Path, required=True, help="JSON result file")
     return p.parse_args(argv)
 
