@@ -37,6 +37,7 @@ demo: $(STAMP)
 		--human-budget 120 --oracle-file examples/support/gold.csv
 	$(VENV)/bin/labelagent export $(DEMO) $(DEMO)/labels.csv
 	$(PY) -m agent.app.score $(DEMO)/labels.csv examples/support/gold.csv
+	$(VENV)/bin/labelagent report $(DEMO)  # PNG figures + report.html; prints its path
 
 lint: $(DEVSTAMP)
 	$(VENV)/bin/ruff check agent tests evals

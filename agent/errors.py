@@ -5,6 +5,7 @@ LabelAgentError                 base; the CLI turns any of these into one line +
 │   ├── LabelSetError           a label file that cannot be read or is empty/duplicated
 │   └── ConfigError             a config value out of range or unknown
 ├── StoreError                  the project folder or its database is missing/incompatible
+│   └── LeaseError              a review of an item that another operator holds now
 ├── PoolExhaustedError          a strategy asked for more items than there are candidates
 ├── EmbeddingError              the embedding model cannot be loaded
 └── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
@@ -63,6 +64,17 @@ class ConfigError(InputError):
 
 class StoreError(LabelAgentError):
     """The project folder or database is missing, locked or of an unknown schema."""
+
+
+class LeaseError(StoreError):
+    """A review was refused: another operator holds the item's lease (nothing was written)."""
+
+    def __init__(self, item_key: int, holder: str, seconds_left: float) -> None:
+        self.item_key, self.holder, self.seconds_left = item_key, holder, seconds_left
+        super().__init__(
+            f"item {item_key} is leased to {holder} for {seconds_left:.0f} s more; this review "
+            "was not saved (take another item, or wait until their lease runs out)"
+        )
 
 
 class PoolExhaustedError(LabelAgentError):

@@ -41,6 +41,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 # readable=False: a path the user may not read gets the one-line error of `friendly`, not
 # click's usage panel.
 ProjectDir = Annotated[Path, typer.Argument(help="The project folder.", readable=False)]
+FORMAT_HELP = (
+    "label-studio (task JSON), argilla (v2 records JSON) or prodigy (JSONL): people's labels "
+    "as annotations/responses, the machines' as predictions/suggestions with scores."
+)
 
 
 def friendly(func: F) -> F:
@@ -123,8 +127,12 @@ def import_(
     label_col: Annotated[
         str | None, typer.Option(help="Column of existing labels, imported as seed labels.")
     ] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
-    """Import items (one transaction: a bad row writes nothing)."""
+    """Import items (one transaction: a bad row writes nothing), or a tool's file (--format)."""
+    if fmt is not None:
+        _import_tool_file(project, file, fmt, text_col, (id_col, label_col))
+        return
     check_corpus_file(file)
     with Store.open(project) as store:
         rows = read_rows(file, Columns(text_col, id_col, label_col), store.label_set)
@@ -136,6 +144,28 @@ def import_(
     )
 
 
+def _import_tool_file(
+    project: Path, file: Path, fmt: str, text_col: str, columns: tuple[str | None, ...]
+) -> None:
+    """`import --format`: a Label Studio, Argilla or Prodigy file, with its provenance."""
+    from agent.app.formats import check_source
+    from agent.app.formats.apply import import_file
+
+    if any(c is not None for c in columns):
+        raise InputError("--id-col and --label-col are for corpus files; a --format file "
+                         "names its ids and labels itself", field="format")  # fmt: skip
+    check_source(fmt, file)
+    _load_config(project)
+    with Store.open(project) as store:
+        done = import_file(store, file, fmt, text_col)
+    marks = ", ".join(f"{n} {s}" for s, n in sorted(done.by_source.items())) or "no labels"
+    console.print(
+        f"imported {done.added} items ({done.skipped} already present; {marks}; "
+        f"{done.known} marks already in the project) from {file}",
+        markup=False,
+    )
+
+
 @app.command()
 @friendly
 def export(
@@ -143,12 +173,13 @@ def export(
     out: Annotated[
         Path, typer.Argument(help="Output .csv, .jsonl or .parquet.", readable=False)
     ],
+    fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
 ) -> None:
-    """Write every item in input order with its label and provenance."""
-    check_target(out)
+    """Write every item in input order with its label and provenance (or a tool's file)."""
+    check_target(out, fmt)
     _load_config(project)  # a broken config is refused before the project opens
     with Store.open(project) as store:
-        summary = export_corpus(store, out)
+        summary = export_corpus(store, out, fmt)
     console.print(
         f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
     )
@@ -172,6 +203,26 @@ def status(
     from agent.app.render import render_status
 
     render_status(Console(), info)
+
+
+@app.command()
+@friendly
+def report(
+    project: ProjectDir,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for the PNGs and report.html (default: PROJECT/report).",
+                     readable=False),
+    ] = None,
+) -> None:
+    """PNG plots of accuracy, the LLM, audits and spend per round, on one HTML page."""
+    from agent.app.report import write_report
+
+    config = _load_config(project)
+    folder = out if out is not None else project / "report"
+    with Store.open(project) as store:
+        page = write_report(store, config, folder, f"labelagent report: {project.name}")
+    typer.echo(str(page))
 
 
 LLMOption = Annotated[

@@ -1,4 +1,5 @@
-"""Export every item, in input order, with its label and provenance: CSV, JSONL or Parquet.
+"""Export every item, in input order, with its label and provenance: CSV, JSONL or Parquet,
+or a Label Studio, Argilla or Prodigy file (`fmt`, see `agent.app.formats`).
 
 A summary (label counts by source, the accuracy estimate with its interval) is written beside
 the file as `<OUT>.summary.json`, and into the Parquet schema metadata.
@@ -14,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent.app.formats import format_module
+from agent.app.formats.collect import collect_tasks
 from agent.config import RoutingConfig
 from agent.errors import InputError
 from agent.routing.sources import counts_by_source, current_labels
@@ -40,10 +43,12 @@ WRITERS = (".csv", ".jsonl", ".parquet")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def check_target(out: Path) -> None:
+def check_target(out: Path, fmt: str | None = None) -> None:
     """Refuse, before the project is opened, a target that cannot become the export file."""
     suffix = out.suffix.lower()
-    if suffix not in WRITERS:
+    if fmt is not None:
+        format_module(fmt, out)
+    elif suffix not in WRITERS:
         raise InputError(
             f"unknown export format '{suffix}'; use one of {', '.join(WRITERS)}", file=str(out)
         )
@@ -56,13 +61,13 @@ def check_target(out: Path) -> None:
         raise InputError(f"{blocker} is a file, not a folder; fix the path", file=str(out))
 
 
-def export(store: ProjectStore, out: Path) -> dict[str, Any]:
+def export(store: ProjectStore, out: Path, fmt: str | None = None) -> dict[str, Any]:
     """Write the corpus to `out` (format by extension) and the summary beside it, both or
     neither: each goes to a `.partial` file renamed at the end; on any failure the partial
     files, a new `out` already renamed and the folders made for them are removed, and an
     OSError names `out`. (Over an older export, a failure between the two renames leaves the
     new file beside the old summary.)"""
-    check_target(out)
+    check_target(out, fmt)
     summary = export_summary(store)
     summary_path = Path(f"{out}.summary.json")
     tmp, tmp_summary = (p.with_name(p.name + ".partial") for p in (out, summary_path))
@@ -71,7 +76,9 @@ def export(store: ProjectStore, out: Path) -> dict[str, Any]:
     try:
         _make_folders(out.parent, made)
         writer = {".csv": _write_csv, ".jsonl": _write_jsonl}.get(out.suffix.lower())
-        if writer is not None:
+        if fmt is not None:
+            format_module(fmt, out).write(tmp, collect_tasks(store), store.label_set.names, "text")
+        elif writer is not None:
             writer(tmp, export_records(store))
         else:
             _write_parquet(tmp, export_records(store), summary)

@@ -27,7 +27,15 @@ csv.field_size_limit(1 << 26)
 READERS = (".csv", ".jsonl", ".ndjson", ".parquet")
 _ID_CONTROL = ("Cc", "Zl", "Zp")  # an id is one line of visible text
 
-__all__ = ["READERS", "Columns", "check_corpus_file", "load_label_set", "read_rows"]
+__all__ = [
+    "READERS",
+    "Columns",
+    "check_corpus_file",
+    "id_problem",
+    "load_label_set",
+    "read_rows",
+    "text_problem",
+]
 
 
 @dataclass(frozen=True)
@@ -247,3 +255,13 @@ def _parquet_records(path: Path, columns: Columns) -> Iterator[tuple[int, dict[s
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def text_problem(text: Any) -> str:
+    """Why `text` cannot be an item's text, or "" when it can (for the interchange formats)."""
+    return _text_problem(text)
+
+
+def id_problem(value: Any) -> str:
+    """Why `value` cannot be an item's id, or "" when it can (for the interchange formats)."""
+    return _id_cell(value)[1]

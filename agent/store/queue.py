@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from agent.errors import LeaseError
 from agent.types import QueueEntry
 
 
@@ -70,9 +71,10 @@ class QueueOps:
             )
 
     def complete(self, item_key: int, operator: str) -> None:
-        """One review done; the entry is done once it has all the reviews it needs."""
+        """One review done; the entry is done once it has all the reviews it needs. LeaseError
+        (nothing written) while another operator holds the item's lease."""
         with self._tx() as conn:
-            complete_review(conn, item_key)
+            complete_review(conn, item_key, operator)
 
     def release(self, item_key: int, operator: str, demote: bool = False) -> None:
         """Give a leased item back; `demote` (skip) sends it behind every other pending item."""
@@ -154,15 +156,31 @@ ORDER BY q.priority DESC, q.item_key LIMIT ?
 """
 
 
-def complete_review(conn: sqlite3.Connection, item_key: int) -> None:
+def complete_review(conn: sqlite3.Connection, item_key: int, operator: str | None = None) -> None:
     """Inside a write transaction: count one review of `item_key` and free its lease; the
-    entry is done once it has all the reviews it needs (no queue row: nothing happens)."""
+    entry is done once it has all the reviews it needs (no queue row: nothing happens).
+    With `operator`: LeaseError while someone else holds a lease on the item that has not run
+    out (an expired lease, or none, lets anyone complete it)."""
+    if operator is not None:
+        _check_lease(conn, item_key, operator)
     conn.execute(
         "UPDATE queue SET reviews_done = reviews_done + 1, lease_owner = NULL,"
         " lease_expires = NULL, state = CASE WHEN reviews_done + 1 >= reviews_needed"
         " THEN 'done' ELSE 'pending' END WHERE item_key = ?",
         (item_key,),
     )
+
+
+def _check_lease(conn: sqlite3.Connection, item_key: int, operator: str) -> None:
+    """Raise LeaseError when another operator's lease on `item_key` is still running."""
+    row = conn.execute(
+        "SELECT lease_owner, lease_expires FROM queue WHERE item_key = ?", (item_key,)
+    ).fetchone()
+    if row is None or row[0] is None or row[0] == operator:
+        return
+    left = float(row[1] or 0.0) - time.time()
+    if left > 0:
+        raise LeaseError(item_key, str(row[0]), left)
 
 
 def _entry(row: tuple[Any, ...]) -> QueueEntry:

@@ -277,7 +277,8 @@ class Store(AnnotationOps, QueueOps, CacheOps, LockOps):
         (what `complete` does), all in ONE transaction; returns the annotation ids in order.
 
         Refused before anything is written: an annotation that is not a human label
-        (ValueError) or names an item not in the project (StoreError).
+        (ValueError), names an item not in the project (StoreError) or an item another
+        operator holds a running lease on (LeaseError).
         """
         for a in annotations:
             source, kind = Source(a.source), Kind(a.kind)
@@ -290,7 +291,7 @@ class Store(AnnotationOps, QueueOps, CacheOps, LockOps):
                 raise StoreError(f"no item {missing[0]} in the project ({len(missing)} unknown)")
             ids = insert_annotations(conn, annotations, now)
             for a in annotations:
-                complete_review(conn, a.item_key)
+                complete_review(conn, a.item_key, operator)
         return ids
 
     # ---- rounds --------------------------------------------------------------------------

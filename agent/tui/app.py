@@ -30,6 +30,7 @@ from agent.tui.widgets import CandidateList, CardView, NeighboursView, StatsBar
 
 NEIGHBOURS_K = 5
 POLL_SECONDS = 10.0  # queue size and accuracy estimate (other operators change them too)
+SAVES_SECONDS = 0.25  # how often the header looks whether a pending write has landed
 
 
 class ReviewApp(App[None]):
@@ -69,6 +70,7 @@ class ReviewApp(App[None]):
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # action -> card painted
         self.painted = asyncio.Event()  # set each time a new card has been painted
         self._break_told = False
+        self._saving_shown = 0  # decisions not yet written, as the header shows them
 
     def compose(self) -> ComposeResult:
         yield StatsBar(id="stats")
@@ -84,6 +86,7 @@ class ReviewApp(App[None]):
         self.set_interval(POLL_SECONDS, self._poll)
         renew_every = max(1.0, self.controller.config.lease_seconds / 6)
         self.set_interval(renew_every, self.controller.renew_leases)
+        self.set_interval(SAVES_SECONDS, self._watch_saves)
 
     # ---- rendering ---------------------------------------------------------------------------
     def _show(self, started: float) -> None:
@@ -102,11 +105,19 @@ class ReviewApp(App[None]):
 
     def _show_stats(self) -> None:
         stats = self.controller.stats()
+        self._saving_shown = stats.saving
         self.query_one(StatsBar).show(stats, self.retraining)
         if stats.break_due and not self._break_told:
             self.notify(f"{stats.minutes_working:.0f} minutes of review: time for a short break.",
                         title="Break", timeout=15)
         self._break_told = stats.break_due
+
+    def _watch_saves(self) -> None:
+        """Clear "saving" once a slow write landed; say so when the store refused one."""
+        for refusal in self.controller.refusals():
+            self.notify(refusal, title="Not saved", severity="error", timeout=15)
+        if self._saving_shown != self.controller.saving and self.query(StatsBar):
+            self._show_stats()
 
     def _poll(self) -> None:
         was_empty = self.controller.current is None

@@ -1,10 +1,13 @@
 """The review loop without the UI: lease ahead, record decisions, undo, and pace the operator.
 
 ReviewApp renders what this returns and tests drive it directly. A decision is one human label
-and its queue completion in one transaction (`agent.loop.record`), sent to a background writer
-(in order, committed within milliseconds) so the next card shows without waiting for the disk;
-quitting waits for every write. Cards are leased a few at a time ahead of need, on the same
-writer thread, so a keypress costs no query at all.
+and its queue completion in one transaction (`agent.loop.record`), run on a background writer
+(in order). The keypress waits for that commit (milliseconds) up to `save_wait` seconds, so a
+decision is on disk when the next card shows; a write still queued after that (a busy
+database) is counted in `ReviewStats.saving`, which the header shows until it lands. A review
+of an item whose lease ran out and that another operator took is refused by the store
+(LeaseError): the answer is dropped and said so (`refusals`). Quitting waits for every write.
+Cards are leased a few at a time ahead of need, on the same writer thread.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.config import ProjectConfig
+from agent.errors import LeaseError
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.store.protocol import ProjectStore
 from agent.tui.pace import Pace
@@ -24,6 +28,8 @@ from agent.tui.writer import StoreWriter
 from agent.types import Item, Kind, LabelSet, QueueEntry, Source
 
 MAX_CANDIDATES = 9  # keys 1-9
+SAVE_WAIT_S = 2.0  # a keypress waits this long for its decision to commit, then shows "saving"
+REFUSED = -1  # the annotation id of a decision the store refused (another operator's lease)
 
 
 class ReviewServices(Protocol):
@@ -102,7 +108,7 @@ class Decision:
     card: Card
     label: str | None
     duration_ms: int
-    saved: Future[int]  # resolves to the annotation id once committed
+    saved: Future[int]  # resolves to the annotation id once committed (REFUSED: not saved)
 
     @property
     def annotation_id(self) -> int:
@@ -123,6 +129,7 @@ class ReviewStats:
     slow_ratio: float | None  # recent time per item / the operator's median
     break_due: bool
     minutes_working: float
+    saving: int = 0  # decisions handed to the writer and not yet committed
 
 
 class ReviewController:
@@ -137,9 +144,12 @@ class ReviewController:
         prefetch: int = 2,
         undo_depth: int = 50,
         clock: Callable[[], float] = time.monotonic,
+        save_wait: float = SAVE_WAIT_S,
     ) -> None:
         self.store, self.config, self.operator = store, config, operator
-        self.prefetch, self._clock = prefetch, clock
+        self.prefetch, self._clock, self.save_wait = prefetch, clock, save_wait
+        self._saving: deque[Future[int]] = deque()
+        self._refusals: deque[str] = deque()  # appended on the writer thread
         self.current: Card | None = None
         self._ahead: deque[Card] = deque()
         self._leasing: Future[tuple[list[Card], bool]] | None = None
@@ -263,15 +273,38 @@ class ReviewController:
             meta["flag"] = flag
         answer = HumanLabel(card.key, label, card.entry.round, duration_ms, meta)
         decision = Decision(card, label, duration_ms, self._writer.submit(self._save, answer))
-        self._undo.append(decision)
-        self._count(decision, +1)
+        self._saving.append(decision.saved)
+        wait([decision.saved], timeout=self.save_wait)  # on disk before the next card shows
+        saved = decision.saved
+        if not (saved.done() and saved.exception() is None and saved.result() == REFUSED):
+            self._undo.append(decision)
+            self._count(decision, +1)
         self._advance()
         return decision
 
     def _save(self, answer: HumanLabel) -> int:
-        """On the writer thread: the label and this review done, in one transaction."""
-        [annotation_id] = record_human_labels(self.store, [answer], self.operator)
+        """On the writer thread: the label and this review done, in one transaction; REFUSED
+        (nothing written, the reason in `refusals`) when another operator holds the item."""
+        try:
+            [annotation_id] = record_human_labels(self.store, [answer], self.operator)
+        except LeaseError as exc:
+            self._refusals.append(str(exc))
+            return REFUSED
         return annotation_id
+
+    @property
+    def saving(self) -> int:
+        """Decisions handed to the writer that have not committed yet."""
+        while self._saving and self._saving[0].done():
+            self._saving.popleft()
+        return sum(not f.done() for f in self._saving)
+
+    def refusals(self) -> list[str]:
+        """Why decisions were refused since the last call (each said once)."""
+        said = []
+        while self._refusals:
+            said.append(self._refusals.popleft())
+        return said
 
     def skip(self) -> Card | None:
         """Give the current card back behind every other pending item and show the next one.
@@ -291,10 +324,12 @@ class ReviewController:
 
         The current card waits, still leased, in front of the cards leased ahead.
         """
+        while self._undo and self._undo[-1].annotation_id == REFUSED:  # waits for the write
+            self._count(self._undo.pop(), -1)  # never saved: nothing to take back
         if not self._undo:
             return None
         decision = self._undo.pop()
-        annotation_id = decision.annotation_id  # waits for that write if still queued
+        annotation_id = decision.annotation_id
         self._writer.submit(self._unsave, annotation_id, decision.card.key)
         self._count(decision, -1)
         if self.current is not None:
@@ -372,6 +407,7 @@ class ReviewController:
             slow_ratio=self.pace.slow_ratio(),
             break_due=self.pace.break_due(),
             minutes_working=self.pace.minutes_working(),
+            saving=self.saving,
         )
 
     def _history_ms(self) -> list[int]:

@@ -75,8 +75,11 @@ def stats_text(stats: ReviewStats) -> Text:
 
 
 def flags_text(stats: ReviewStats, retraining: bool) -> Text:
-    """Right side of the header: retraining, slowing down, break reminder (empty when calm)."""
+    """Right side of the header: a decision still being written, retraining, slowing down,
+    break reminder (empty when calm)."""
     text = Text()
+    if stats.saving:
+        text.append(f" saving {stats.saving}… ", "bold black on cyan")
     if retraining:
         text.append(" retraining… ", "bold black on yellow")
     if stats.slow_ratio is not None and stats.slow_ratio >= SLOW_RATIO:
