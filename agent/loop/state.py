@@ -39,9 +39,10 @@ class Scores:
 
 
 def _llm_dominates(weight: np.ndarray, human_weight: float) -> bool:
-    """Whether the LLM's labels (weights below a person's) outweigh the people's in training."""
+    """Whether the LLM's labels (weights below a person's) are most of the training rows.
+    Rows, not weight: the smoothing is for a noisy bulk, however much each row counts."""
     from_llm = weight < human_weight
-    return float(weight[from_llm].sum()) > float(weight[~from_llm].sum())
+    return int(from_llm.sum()) > int((~from_llm).sum())
 
 
 class LoopState:
