@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -38,6 +38,9 @@ class LLMConfig(BaseModel):
     max_text_chars: int = Field(4000, ge=100)
     budget_calls: int | None = Field(None, ge=0)
     budget_usd: float | None = Field(None, ge=0)
+    # How answers are constrained on an OpenAI-compatible endpoint; "auto" probes the endpoint
+    # once per project and falls back json_schema -> json_object -> text on a refusal.
+    structured_output: Literal["auto", "json_schema", "json_object", "text"] = "auto"
 
 
 class RoutingConfig(BaseModel):

@@ -58,3 +58,22 @@ def llm_backend(llm_server: LLMTestServer) -> BackendFactory:
         return make_test_backend(adapter, llm_server.base_url, **overrides)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def local_model_path() -> str:
+    """The packaged SmolLM2 GGUF and a working llama.cpp runtime, else skip; with
+    LABELAGENT_REQUIRE_LOCAL=1 (as `make test-local` sets it) a missing runtime fails instead."""
+    import os
+
+    from agent.errors import ConfigError
+    from agent.llm.local_models import resolve_model
+
+    try:
+        import llama_cpp  # noqa: F401
+
+        return resolve_model("local")[1]
+    except (ImportError, ConfigError) as exc:
+        if os.environ.get("LABELAGENT_REQUIRE_LOCAL") == "1":
+            pytest.fail(f"the local LLM is required here but missing: {exc}")
+        pytest.skip(f"local LLM not installed ({exc}); make install-local")

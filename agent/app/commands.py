@@ -81,6 +81,23 @@ def make_session_backend(
     )
 
 
+def endpoint_line(
+    backend: ChatBackend | None, store: Any, *, send_probe: bool = True
+) -> str | None:
+    """What the endpoint takes (remembered per project; probed once by `estimate`, learnt from
+    the first calls by `run`), as one line."""
+    from agent.llm.capabilities import ensure
+
+    return ensure(backend, store, send_probe=send_probe) if backend is not None else None
+
+
+def settled_line(backend: ChatBackend | None, store: Any) -> str | None:
+    """What a run's calls taught about its endpoint, remembered for the next run."""
+    from agent.llm.capabilities import settle
+
+    return settle(backend, store) if backend is not None else None
+
+
 def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[str, str]]:
     """An oracle answering from a CSV with columns id,label (ids as imported)."""
     regular_file(path)
@@ -154,10 +171,16 @@ def _run_locked(
     )
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
     session.backend = make_session_backend(session, gold)
+    endpoint = endpoint_line(session.backend, session.store, send_probe=False)
+    if endpoint is not None:
+        console.print(endpoint, markup=False, soft_wrap=True)
     labeller = make_labeller(session)
     report = _run_with_progress(
         session, limits, labeller, oracle, console, (holder, options.fresh)
     )
+    learnt = settled_line(session.backend, session.store)
+    if learnt is not None:
+        console.print(learnt, markup=False, soft_wrap=True)
     _print_summary(
         console, report, project_status(session.store, config.routing, config.llm), session
     )
@@ -249,6 +272,11 @@ def estimate_project(
         n = items if items is not None else len(texts)
         avg = sum(map(len, texts)) / len(texts) if texts else 0.0
         lengths = [len(t) for t in texts[:n]]  # long texts are cut for the prompt: count them
-        return estimate_cost(
+        info = estimate_cost(
             config.llm.model, store.label_set, n, avg, config.llm, text_lengths=lengths
         )
+        if config.llm.api_base is not None:  # a self-hosted endpoint: say what it takes
+            from agent.llm.factory import make_backend
+
+            info["endpoint"] = endpoint_line(make_backend(config.llm), store)
+        return info

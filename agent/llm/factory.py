@@ -3,7 +3,9 @@
 'auto' sends OpenAI models and OpenAI-compatible endpoints ('openai/...', 'hosted_vllm/...',
 or a bare model name with an api_base) through the openai SDK, which costs far less CPU per
 call, and everything else (anthropic/..., azure/..., ollama/..., bedrock/...) through litellm.
-Spec strings 'simulated:...' and 'replay:...' go to `agent.llm.annotators.make_annotator`.
+Spec strings 'simulated:...' and 'replay:...' go to `agent.llm.annotators.make_annotator`;
+'local' (or 'local:MODEL', a packaged model name or a .gguf path) to the in-process llama.cpp
+backend in `agent.llm.local`.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ def make_backend(
         from agent.llm.annotators import make_annotator  # numpy-heavy; evals only
 
         return make_annotator(model, **annotator_context)
+    if model == "local" or model.startswith("local:"):
+        from agent.llm.local import make_local_backend  # needs the `local` extra
+
+        return make_local_backend(model, cfg)
     if model.startswith("hosted_vllm/") and cfg.api_base is None:
         raise ConfigError(
             "hosted_vllm models need llm.api_base (the server URL)", field="llm.api_base"
@@ -62,6 +68,7 @@ def make_backend(
         "rpm": cfg.rpm,
         "tpm": cfg.tpm,
         "retry": policy,
+        "structured_output": cfg.structured_output,
     }
     if pick_adapter(cfg) == "openai":
         from agent.llm.openai_backend import OpenAIBackend

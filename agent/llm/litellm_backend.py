@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.llm.capabilities import Capabilities, initial, with_fallback
 from agent.llm.pricing import import_litellm, price_per_token, reported_cost, usage_cost
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
@@ -87,6 +88,7 @@ class LiteLLMBackend:
         supports_logprobs: bool | None = None,
         extra_headers: dict[str, str] | None = None,
         seed: int = 0,
+        structured_output: str = "auto",
     ) -> None:
         self._litellm = import_litellm()
         self.model = model
@@ -101,7 +103,11 @@ class LiteLLMBackend:
             if supports_json_schema is not None
             else self._known(self._litellm.supports_response_schema)
         )
-        self.supports_logprobs = (
+        # What the endpoint takes; refusals and `capabilities.probe` narrow it.
+        self.caps: Capabilities = initial(
+            structured_output, json_schema=self.supports_json_schema
+        )
+        self.caps.logprobs = (
             supports_logprobs if supports_logprobs is not None else self._accepts("logprobs")
         )
         self.guard = CallGuard(
@@ -112,7 +118,16 @@ class LiteLLMBackend:
             retry=retry,
             seed=seed,
             key_env=self.key_env,
+            adaptive=api_base is not None,  # a self-hosted server: find what it can take
         )
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.caps.logprobs
+
+    @supports_logprobs.setter
+    def supports_logprobs(self, value: bool) -> None:
+        self.caps.logprobs = value
 
     def __repr__(self) -> str:
         return f"LiteLLMBackend(model={self.model!r}, api_base={self.api_base!r})"
@@ -155,9 +170,7 @@ class LiteLLMBackend:
             return False
 
     def _call_kwargs(self, request: ChatRequest) -> dict[str, Any]:
-        kwargs = request_kwargs(
-            request, json_schema=self.supports_json_schema, logprobs=self.supports_logprobs
-        )
+        kwargs = request_kwargs(request, self.caps)
         kwargs.update(
             model=self.model,
             max_tokens=request.max_tokens,
@@ -183,11 +196,14 @@ class LiteLLMBackend:
         return usage_cost(price_per_token(self.model), usage)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """One chat call through the concurrency cap, rate limits and retries."""
-        kwargs = self._call_kwargs(request)
+        """One chat call through the concurrency cap, rate limits and retries; a refused
+        field is dropped (`capabilities.with_fallback`) and the call made again at once."""
+        return await with_fallback(self.caps, lambda: self._complete(request))
 
+    async def _complete(self, request: ChatRequest) -> ChatResponse:
         async def call() -> ChatResponse:
-            raw = await self._litellm.acompletion(**kwargs)
+            # Built when it is sent: a refusal seen meanwhile has already narrowed `caps`.
+            raw = await self._litellm.acompletion(**self._call_kwargs(request))
             response = to_chat_response(raw, self.model)
             return replace(response, cost_usd=self._cost(raw, response.usage))
 

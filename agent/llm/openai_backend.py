@@ -14,6 +14,7 @@ from typing import Any
 import openai
 
 from agent.errors import ConfigError
+from agent.llm.capabilities import Capabilities, initial, with_fallback
 from agent.llm.pricing import price_per_token, usage_cost
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
@@ -44,8 +45,9 @@ def classify_openai_error(exc: BaseException) -> Failure | None:
         return Failure("connection", f"could not reach the server ({type(exc.__cause__).__name__})")
     if isinstance(exc, openai.APIStatusError):
         code = exc.code if isinstance(exc.code, str) else None
+        param = f" (param '{exc.param}')" if isinstance(exc.param, str) and exc.param else ""
         return failure_for_status(
-            exc.status_code, exc.message, exc.response.headers.get("retry-after"), code
+            exc.status_code, exc.message + param, exc.response.headers.get("retry-after"), code
         )
     return classify_malformed(exc)
 
@@ -82,11 +84,14 @@ class OpenAIBackend:
         supports_logprobs: bool = True,
         default_headers: Mapping[str, str] | None = None,
         seed: int = 0,
+        structured_output: str = "auto",
     ) -> None:
         self.model = model
         self.api_base = api_base
         self.supports_json_schema = supports_json_schema
-        self.supports_logprobs = supports_logprobs
+        # What the endpoint takes; refusals and `capabilities.probe` narrow it.
+        self.caps: Capabilities = initial(structured_output, json_schema=supports_json_schema)
+        self.caps.logprobs = supports_logprobs
         self._wire_model, default_env = split_model(model)
         self.key_env = api_key_env or default_env  # the variable the key is read from
         self._check_key()
@@ -100,12 +105,21 @@ class OpenAIBackend:
             retry=retry,
             seed=seed,
             key_env=self.key_env,
+            adaptive=api_base is not None,  # a self-hosted server: find what it can take
         )
         self._clients: PerLoop[openai.AsyncOpenAI] = PerLoop(self._new_client)
         self._price = price_per_token(model)  # imports litellm (its cost map) on first use
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, api_base={self.api_base!r})"
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.caps.logprobs
+
+    @supports_logprobs.setter
+    def supports_logprobs(self, value: bool) -> None:
+        self.caps.logprobs = value
 
     def _check_key(self) -> None:
         """A hosted endpoint needs its key in the environment; say which variable is missing."""
@@ -128,14 +142,17 @@ class OpenAIBackend:
         return usage_cost(self._price, usage)
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
-        """One chat call through the concurrency cap, rate limits and retries."""
-        body = request_kwargs(
-            request, json_schema=self.supports_json_schema, logprobs=self.supports_logprobs
-        )
+        """One chat call through the concurrency cap, rate limits and retries; a refused
+        field is dropped (`capabilities.with_fallback`) and the call made again at once."""
+        return await with_fallback(self.caps, lambda: self._complete(request))
+
+    async def _complete(self, request: ChatRequest) -> ChatResponse:
         limit_key = "max_completion_tokens" if self.api_base is None else "max_tokens"
-        body.update({"model": self._wire_model, limit_key: request.max_tokens})
 
         async def call() -> ChatResponse:
+            # Built when it is sent: a refusal seen meanwhile has already narrowed `caps`.
+            body = request_kwargs(request, self.caps)
+            body.update({"model": self._wire_model, limit_key: request.max_tokens})
             # client.post, not chat.completions.create: create() re-walks the whole JSON schema
             # on every call to transform typed params (about 30 % of the client's CPU per call),
             # and cast_to=object returns the decoded JSON without building pydantic models.

@@ -21,6 +21,8 @@ from email.utils import parsedate_to_datetime
 from typing import Generic, TypeVar
 
 from agent.errors import ContextLengthError, LLMError
+from agent.llm.concurrency import ConcurrencyLimit
+from agent.llm.refusals import RefusedField, refused_field
 from agent.llm.secrets import redact as redact  # errors and stored LLM text: one redaction
 
 T = TypeVar("T")
@@ -58,10 +60,16 @@ class Failure:
     status: int | None = None
     retry_after_s: float | None = None
     raw: str | None = None
+    field: str | None = None  # the request field the body names (a refusal, never transient)
 
     @property
     def retryable(self) -> bool:
-        return self.kind not in ("client", "context_length")
+        return self.kind not in ("client", "context_length") and self.field is None
+
+    @property
+    def overload(self) -> bool:
+        """A sign the server is past its capacity: fewer calls at once may help."""
+        return self.kind in ("timeout", "rate_limit") or self.status == 503
 
     def describe(self, key_envs: tuple[str, ...] = ()) -> str:
         """One line for an error message, with keys (also those in `key_envs`) redacted."""
@@ -75,7 +83,9 @@ def failure_for_status(
     """Classify an HTTP error status; only 408/409/429/5xx are worth another attempt.
 
     A 400 whose message or error `code` says the prompt exceeds the context window, or a
-    413, is 'context_length': not retried, and raised as `ContextLengthError`.
+    413, is 'context_length': not retried, and raised as `ContextLengthError`. A 4xx or a
+    5xx whose body names a request field (`response_format`, `logprobs`, `n`, ...) is a
+    refusal of that field: the same request can never succeed, so it is not retried.
     """
     if status == 429:
         kind = "rate_limit"
@@ -85,7 +95,10 @@ def failure_for_status(
         kind = "context_length"
     else:
         kind = "client"
-    return Failure(kind, message, status=status, retry_after_s=parse_retry_after(retry_after))
+    named = None if kind in ("rate_limit", "context_length") else refused_field(message)
+    return Failure(
+        kind, message, status=status, retry_after_s=parse_retry_after(retry_after), field=named
+    )
 
 
 def is_context_length(message: str) -> bool:
@@ -197,7 +210,8 @@ class TokenBucket:
 
 
 class CallGuard:
-    """Concurrency cap + RPM/TPM buckets + bounded retries around one async call.
+    """Concurrency cap (fixed, or `adaptive` to the server's latency) + RPM/TPM buckets +
+    bounded retries around one async call.
 
     A 429 with Retry-After pauses every caller of this guard, not only the one that saw it,
     so a fleet of concurrent workers backs off together instead of hammering the server.
@@ -213,14 +227,13 @@ class CallGuard:
         retry: RetryPolicy | None = None,
         seed: int = 0,
         key_env: str | None = None,
+        adaptive: bool = False,
     ) -> None:
         self.model = model
         self.key_envs = (key_env,) if key_env else ()  # a key variable without a secret suffix
         self.retry = retry or RetryPolicy()
         self.concurrency = concurrency
-        self._semaphore: PerLoop[asyncio.Semaphore] = PerLoop(
-            lambda: asyncio.Semaphore(concurrency)
-        )
+        self.limit = ConcurrencyLimit(concurrency, adaptive=adaptive)
         self._rpm = TokenBucket.per_minute(rpm) if rpm else None
         self._tpm = TokenBucket.per_minute(tpm) if tpm else None
         self._rng = random.Random(seed)
@@ -245,13 +258,17 @@ class CallGuard:
             attempt += 1
             await self._admit(tokens)
             try:
-                async with self._semaphore.get():
+                async with self.limit.slot():
                     self.attempts += 1
+                    busy, started = self.limit.in_flight, time.monotonic()
                     result = await call()
+                    self.limit.succeeded(time.monotonic() - started, busy)
             except Exception as exc:
                 failure = classify(exc)
                 if failure is None:
                     raise
+                if failure.overload:
+                    self.limit.overloaded()
             else:
                 if self._tpm is not None and used_tokens is not None:
                     self._tpm.adjust(used_tokens(result) - tokens)
@@ -290,5 +307,7 @@ class CallGuard:
             f"{failure.describe(self.key_envs)}"
         )
         raw = redact(failure.raw, self.key_envs)[:2000] if failure.raw else None
+        if failure.field is not None:
+            return RefusedField(message, failure.field, attempts=attempts, raw=raw)
         error = ContextLengthError if failure.kind == "context_length" else LLMError
         return error(message, attempts=attempts, raw=raw)

@@ -8,7 +8,11 @@ Faults, per server (`server.script(...)`, consumed one per request) or per reque
 `x-test-fault`): "ok", "429[:retry_after]", any other status "NNN", "hang[:seconds]",
 "malformed" (a broken JSON body), "empty" (valid JSON without choices), "bad_label" (a label
 outside the schema's enum), "context_length" (OpenAI's 400 `context_length_exceeded`).
-Header `x-test-latency` overrides the server's latency for one request. With
+Header `x-test-latency` overrides the server's latency for one request. `knobs.refuse` names
+request features the server refuses the way real servers do (see `refusal`): "json_schema"
+(llama-cpp-python's server: HTTP 500 with a pydantic validation list), "json_object" (any
+response_format: 400 unsupported_parameter), "n" (vLLM: 400 "n must be 1"), "logprobs" (400
+with `param`); `knobs.ignore_n` answers one choice whatever `n` asks, as Ollama does. With
 `knobs.context_chars` set, every request whose messages hold more characters than that gets
 the same 400, like a model with a small context window.
 
@@ -35,6 +39,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.llm.server_refusals import refusal
+
 Policy = Callable[[dict[str, Any]], str]
 FAULT_HEADER = "x-test-fault"
 LATENCY_HEADER = "x-test-latency"
@@ -56,6 +62,9 @@ class Knobs:
     model_ids: tuple[str, ...] = ("test-model",)
     record: bool = True  # keep request bodies and headers in `stats` (off for long runs)
     context_chars: int | None = None  # prompts longer than this get 400 context_length_exceeded
+    refuse: tuple[str, ...] = ()  # json_schema | json_object | n | logprobs (see `refusal`)
+    ignore_n: bool = False  # one choice whatever `n` asks (a server without sampling in bulk)
+    serial: bool = False  # answer one request at a time, like a llama.cpp server on 2 cores
 
 
 @dataclass
@@ -71,10 +80,28 @@ class Stats:
 
 
 def schema_labels(body: dict[str, Any]) -> list[str]:
-    """The enum of the first `label` property in the request's json_schema ([] if none)."""
+    """The enum of the first `label` property in the request's json_schema, else in a schema
+    the prompt carries (where the endpoint took no json_schema); [] if none."""
     fmt = body.get("response_format") or {}
     schema = (fmt.get("json_schema") or {}).get("schema") or {}
-    return _find_label_enum(schema, schema)
+    return _find_label_enum(schema, schema) or _prompt_enum(body)
+
+
+def _prompt_enum(body: dict[str, Any]) -> list[str]:
+    """The first label enum of a JSON schema written into the messages ([] if none)."""
+    for message in body.get("messages") or []:
+        content = str(message.get("content") or "") if isinstance(message, dict) else ""
+        marker = content.find("JSON schema:")
+        start = content.find("{", marker) if marker >= 0 else -1
+        if start < 0:
+            continue
+        try:
+            schema, _ = json.JSONDecoder().raw_decode(content, start)
+        except ValueError:
+            continue
+        if found := _find_label_enum(schema, schema):
+            return found
+    return []
 
 
 def _find_label_enum(node: Any, root: dict[str, Any]) -> list[str]:
@@ -168,6 +195,7 @@ class LLMTestServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
+        self._serial = asyncio.Lock()  # binds to the server loop on first use
         self.port = 0
 
     @property
@@ -281,10 +309,18 @@ class LLMTestServer:
         limit = self.knobs.context_chars
         if limit is not None and _prompt_chars(body) > limit:
             fault = "context_length"
+        refused = refusal(body, self.knobs.refuse)
+        if refused is not None:
+            stats.faults["refused"] += 1
+            return refused
         stats.faults[fault.split(":")[0]] += 1
         latency = float(request.headers.get(LATENCY_HEADER, self.knobs.latency_s))
         if latency > 0:
-            await asyncio.sleep(latency)
+            if self.knobs.serial:
+                async with self._serial:
+                    await asyncio.sleep(latency)
+            else:
+                await asyncio.sleep(latency)
         if (
             self.knobs.api_key
             and request.headers.get("Authorization") != f"Bearer {self.knobs.api_key}"
@@ -318,7 +354,7 @@ class LLMTestServer:
         want_logprobs = bool(body.get("logprobs")) and self.knobs.logprobs
         top_n = int(body.get("top_logprobs") or 0)
         choices = []
-        for index in range(int(body.get("n") or 1)):
+        for index in range(1 if self.knobs.ignore_n else int(body.get("n") or 1)):
             text = self.policy(body)
             if bad_label:
                 text = json.dumps(
@@ -389,12 +425,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-logprobs", action="store_true", help="never answer logprobs")
     parser.add_argument("--record", action="store_true", help="keep request bodies in memory")
     parser.add_argument("--context-chars", type=int, help="refuse longer prompts with a 400")
+    parser.add_argument("--refuse", default="", help="json_schema,json_object,n,logprobs")
     args = parser.parse_args(argv)
     server = LLMTestServer(
         latency_s=args.latency,
         logprobs=not args.no_logprobs,
         record=args.record,
         context_chars=args.context_chars,
+        refuse=tuple(f for f in args.refuse.split(",") if f),
     )
     with server:
         print(server.base_url, flush=True)

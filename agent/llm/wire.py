@@ -14,6 +14,7 @@ import openai
 import pydantic
 
 from agent.errors import MalformedReply
+from agent.llm.capabilities import Capabilities, with_schema_in_prompt
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.llm.resilience import Failure
 
@@ -29,14 +30,19 @@ def split_model(model: str) -> tuple[str, str]:
     return model, "OPENAI_API_KEY"
 
 
-def request_kwargs(request: ChatRequest, *, json_schema: bool, logprobs: bool) -> dict[str, Any]:
-    """Chat-completion arguments shared by both adapters (everything except model and limits)."""
-    kwargs: dict[str, Any] = {"messages": request.messages, "temperature": request.temperature}
-    if request.n > 1:
+def request_kwargs(request: ChatRequest, caps: Capabilities) -> dict[str, Any]:
+    """Chat-completion arguments shared by both adapters (everything except model and limits),
+    shaped by what the endpoint takes: structured output by `caps.structured` (the schema goes
+    into the prompt below json_schema), `n` and logprobs only where accepted."""
+    messages = request.messages
+    if request.response_schema is not None and caps.structured != "json_schema":
+        messages = with_schema_in_prompt(request)
+    kwargs: dict[str, Any] = {"messages": messages, "temperature": request.temperature}
+    if request.n > 1 and caps.n:
         kwargs["n"] = request.n
     if request.seed is not None:
         kwargs["seed"] = request.seed
-    if request.response_schema is not None and json_schema:
+    if request.response_schema is not None and caps.structured == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
             "json_schema": {
@@ -45,7 +51,11 @@ def request_kwargs(request: ChatRequest, *, json_schema: bool, logprobs: bool) -
                 "strict": True,
             },
         }
-    if request.logprobs and logprobs:
+    elif request.response_schema is not None and caps.structured == "json_object":
+        # `schema` is llama-cpp-python's extension (a grammar from the schema); a server that
+        # refuses the key names response_format, and the fallback goes on to text.
+        kwargs["response_format"] = {"type": "json_object", "schema": request.response_schema}
+    if request.logprobs and caps.logprobs:
         kwargs["logprobs"] = True
         if request.top_logprobs:
             kwargs["top_logprobs"] = request.top_logprobs
