@@ -39,7 +39,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from threadpoolctl import threadpool_limits
 
 from agent.errors import ConfigError
-from agent.llm.annotators import ReplayLLM
+from agent.llm.annotators import ReplayLLM, parse_spec_params
 from evals.sim import SimContext
 
 PREFIX = "content:"
@@ -63,17 +63,7 @@ class ContentSpec:
     @classmethod
     def parse(cls, spec: str) -> ContentSpec:
         """`content:acc=0.8,auroc=0.7,...` -> ContentSpec; ConfigError naming the bad part."""
-        values: dict[str, float] = {}
-        for part in filter(None, (p.strip() for p in spec.removeprefix(PREFIX).split(","))):
-            key, sep, raw = part.partition("=")
-            if not sep or key not in KEYS:
-                raise ConfigError(f"bad part {part!r} in {spec!r}; known keys: {', '.join(KEYS)}")
-            try:
-                values[key] = float(raw)
-            except ValueError:
-                raise ConfigError(f"{key}={raw!r} in {spec!r} is not a number") from None
-        if "acc" not in values:
-            raise ConfigError(f"{spec!r} lacks acc=<accuracy>")
+        values = parse_spec_params(spec, spec.removeprefix(PREFIX), KEYS)
         out = cls(**{k: int(v) if k in ("favour", "never", "seed") else v
                      for k, v in values.items()})  # type: ignore[arg-type]
         out.check(spec)

@@ -256,19 +256,27 @@ def make_annotator(
     )
 
 
-def _parse_params(spec: str, rest: str) -> dict[str, float]:
-    """`acc=0.85,abstain=0.03,seed=1` -> numbers; ConfigError naming the bad part."""
+def parse_spec_params(
+    spec: str, rest: str, keys: tuple[str, ...] = ("acc", "abstain", "seed")
+) -> dict[str, float]:
+    """`acc=0.85,abstain=0.03,seed=1` (the part of `spec` after its kind) -> numbers, `acc`
+    required; ConfigError naming the bad part."""
     params: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in rest.split(","))):
         key, sep, value = part.partition("=")
-        if not sep or key not in ("acc", "abstain", "seed"):
-            raise ConfigError(f"bad part {part!r} in {spec!r}; known keys: acc, abstain, seed")
+        if not sep or key not in keys:
+            raise ConfigError(f"bad part {part!r} in {spec!r}; known keys: {', '.join(keys)}")
         try:
             params[key] = float(value)
         except ValueError:
             raise ConfigError(f"{key}={value!r} in {spec!r} is not a number") from None
     if "acc" not in params:
         raise ConfigError(f"{spec!r} lacks acc=<accuracy>")
+    return params
+
+
+def _parse_params(spec: str, rest: str) -> dict[str, float]:
+    params = parse_spec_params(spec, rest)
     if not float(params.get("seed", 0)).is_integer():
         raise ConfigError(f"seed in {spec!r} must be an integer")
     return params
