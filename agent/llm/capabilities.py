@@ -248,3 +248,18 @@ def settle(backend: Any, store: MetaStore | None) -> str | None:
     caps.latency_s, caps.probed = best, True
     remember(backend, store)
     return str(caps.line(f"{backend.api_base} ({backend.model})")).replace("(probed)", "(learnt)")
+
+
+class CapabilityView:
+    """`supports_logprobs` (the ChatBackend protocol's) read from and written to `caps`, for
+    adapters whose endpoint capabilities are learnt."""
+
+    caps: Capabilities
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return self.caps.logprobs
+
+    @supports_logprobs.setter
+    def supports_logprobs(self, value: bool) -> None:
+        self.caps.logprobs = value

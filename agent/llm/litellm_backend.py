@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from agent.errors import ConfigError
-from agent.llm.capabilities import Capabilities, initial, with_fallback
+from agent.llm.capabilities import Capabilities, CapabilityView, initial, with_fallback
 from agent.llm.pricing import import_litellm, price_per_token, reported_cost, usage_cost
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
@@ -70,7 +70,7 @@ def _response_headers(exc: BaseException) -> Any:
     return getattr(response, "headers", None)
 
 
-class LiteLLMBackend:
+class LiteLLMBackend(CapabilityView):
     """ChatBackend over `litellm.acompletion` for any litellm model string."""
 
     def __init__(
@@ -120,14 +120,6 @@ class LiteLLMBackend:
             key_env=self.key_env,
             adaptive=api_base is not None,  # a self-hosted server: find what it can take
         )
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self.caps.logprobs
-
-    @supports_logprobs.setter
-    def supports_logprobs(self, value: bool) -> None:
-        self.caps.logprobs = value
 
     def __repr__(self) -> str:
         return f"LiteLLMBackend(model={self.model!r}, api_base={self.api_base!r})"

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from agent.errors import ConfigError
-from agent.llm.capabilities import Capabilities, initial, with_fallback
+from agent.llm.capabilities import Capabilities, CapabilityView, initial, with_fallback
 from agent.llm.pricing import price_per_token, usage_cost
 from agent.llm.protocol import ChatRequest, ChatResponse, Usage
 from agent.llm.resilience import (
@@ -66,7 +66,7 @@ def aiohttp_transport(timeout_s: float) -> Any:
         return None
 
 
-class OpenAIBackend:
+class OpenAIBackend(CapabilityView):
     """ChatBackend over `openai.AsyncOpenAI`; our CallGuard does all retries (SDK retries off)."""
 
     def __init__(
@@ -112,14 +112,6 @@ class OpenAIBackend:
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, api_base={self.api_base!r})"
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return self.caps.logprobs
-
-    @supports_logprobs.setter
-    def supports_logprobs(self, value: bool) -> None:
-        self.caps.logprobs = value
 
     def _check_key(self) -> None:
         """A hosted endpoint needs its key in the environment; say which variable is missing."""
