@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from agent.errors import BudgetExceededError
 from agent.loop.final import final_audit, final_pass
-from agent.loop.record import HumanLabel, record_human_labels
+from agent.loop.record import HumanLabel, human_label_count, record_human_labels
 from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
 from agent.loop.rounds import RoundStats, refresh_queue, run_round
 from agent.loop.runlock import RunLock
 from agent.loop.state import LoopState
 from agent.loop.target import CONFIRMED, check_target, confirmed_stop
 from agent.routing.accuracy import final_audit_size, store_estimate
-from agent.types import Item, Kind, QueueEntry, Source
+from agent.types import Item, QueueEntry
 
 if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller
@@ -56,10 +56,6 @@ class JobReport:
 
 
 Progress = Callable[[str, dict[str, Any]], None]
-
-
-def human_label_count(state: LoopState) -> int:
-    return state.store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)
 
 
 def paid_llm_calls(state: LoopState) -> int:
@@ -98,7 +94,7 @@ def run_job(
         lock.check()
         _finish(state, limits, oracle, notify, audited=report.stop_reason.startswith(CONFIRMED))
         finish_run(state.store)
-    report.human_labels = human_label_count(state)
+    report.human_labels = human_label_count(state.store)
     report.llm_calls = paid_llm_calls(state)
     return report
 
@@ -234,7 +230,7 @@ def _audit_reserve(state: LoopState, limits: JobLimits) -> int:
 def _human_room(state: LoopState, limits: JobLimits, reserve: int = 0) -> int | None:
     if limits.human_budget is None:
         return None
-    return max(0, limits.human_budget - reserve - human_label_count(state))
+    return max(0, limits.human_budget - reserve - human_label_count(state.store))
 
 
 def answer_queue(

@@ -49,3 +49,8 @@ def record_human_labels(store: ProjectStore, labels: Sequence[HumanLabel], actor
         for answer in labels
     ]
     return store.record_human_labels(annotations, actor)
+
+
+def human_label_count(store: ProjectStore) -> int:
+    """Human labels ever given on the project (what a human budget counts)."""
+    return store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)

@@ -257,12 +257,6 @@ class LoopState:
         guess[carried] = self.pool.labels[carried]
         return np.asarray(guess)
 
-    def predicted_accuracy(self) -> float:
-        """The share of right labels the corpus is expected to have as handed over now: a
-        prediction, not a measurement; it only decides when an audit is worth running."""
-        p_right = self.p_right()
-        return float(p_right.mean()) if p_right.size else 0.0
-
     def p_right(self) -> np.ndarray:
         """P(the label handed over is right) per item (n,): people's labels count as right,
         every other item as likely as its label or best guess (the posterior where the LLM

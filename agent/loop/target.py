@@ -22,9 +22,15 @@ import numpy as np
 from scipy.stats import norm
 
 from agent.loop.final import final_audit
+from agent.loop.record import human_label_count
 from agent.loop.state import LoopState
-from agent.routing.accuracy import FINAL_AUDIT_MIN, LOOKS, final_audit_size, store_estimate
-from agent.types import Kind, Source
+from agent.routing.accuracy import (
+    FINAL_AUDIT_MIN,
+    LOOKS,
+    charged_level,
+    final_audit_size,
+    store_estimate,
+)
 
 TRIGGER_MARGIN = 0.01  # the prediction must clear the target by this before an audit is paid
 CHECKED_AT = "target_check_at"  # store meta: human labels when the last check audited
@@ -60,10 +66,12 @@ def check_target(
     p_right = state.p_right()
     machine = ~state.pool.human_mask
     cap = final_audit_size(human_budget, int(machine.sum()), state.config.routing)
-    size = audit_needed(p_right, machine, target, state.config.routing.confidence_level)
+    looks = int(state.store.get_meta(LOOKS) or 0)
+    level = charged_level(looks + 1, state.config.routing.confidence_level)
+    size = audit_needed(p_right, machine, target, level)
     if size is None or size > cap:
         return ""  # the prediction does not clear the target by enough for an audit to show
-    humans = _human_labels(state)
+    humans = human_label_count(state.store)
     last = state.store.get_meta(CHECKED_AT)
     if last is not None and humans < int(last) + cap:
         return ""  # a check missed lately: wait for as many new labels as an audit may cost
@@ -71,7 +79,7 @@ def check_target(
     if room is not None and size > room:
         return ""
     state.store.set_meta(CHECKED_AT, humans)
-    state.store.set_meta(LOOKS, int(state.store.get_meta(LOOKS) or 0) + 1)
+    state.store.set_meta(LOOKS, looks + 1)
     queued = final_audit(state, round_no, size)
     if answer is None:
         return f"predicted accuracy {p_right.mean():.3f}: {queued} audit items wait for people"
@@ -100,7 +108,3 @@ def audit_needed(
     z = float(norm.ppf(1 - (1 - level) / 2))
     sd = np.sqrt(max(predicted * (1 - predicted), 1e-4))
     return int(np.ceil((z * sd / gap) ** 2))
-
-
-def _human_labels(state: LoopState) -> int:
-    return state.store.count_annotations(source=Source.HUMAN.value, kind=Kind.LABEL.value)

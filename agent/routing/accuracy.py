@@ -169,7 +169,9 @@ def estimate_from_store(
         return None  # nobody has checked anything yet (imported labels are an assumption)
     final = _audits(verdicts, "final_audit")
     if final.checked:
-        powered = _prediction_powered(store, verdicts, charged_level(store, routing))
+        looks = int(store.get_meta(LOOKS) or 0)
+        level = charged_level(looks, routing.confidence_level)
+        powered = _prediction_powered(store, verdicts, level)
         if powered is not None:
             return _with_machine_estimate(human, items - human, powered)
         strata = {"human": Stratum(human, assumed=1.0),
@@ -183,12 +185,11 @@ def estimate_from_store(
     return estimate_accuracy(strata, level=routing.confidence_level)
 
 
-def charged_level(store: ProjectStore, routing: RoutingConfig) -> float:
-    """The level of the estimate after `LOOKS` audits made to decide whether to stop: each
+def charged_level(looks: int, level: float) -> float:
+    """The level of an estimate after `looks` audits made to decide whether to stop: each
     look is charged half the error rate left (alpha/2, alpha/4, ...), so the chance that any
     reported interval misses stays under alpha however many looks a run takes."""
-    looks = int(store.get_meta(LOOKS) or 0)
-    return 1.0 - (1.0 - routing.confidence_level) / 2**looks
+    return 1.0 - (1.0 - level) / 2**looks
 
 
 def _prediction_powered(
@@ -200,11 +201,12 @@ def _prediction_powered(
     population = store.get_meta(AUDIT_POPULATION)
     if not population:
         return None
-    draws = {
-        row["item_key"]: json.loads(row["meta"] or "{}")
+    batch = (
+        (row["item_key"], json.loads(row["meta"] or "{}"))
         for row in store.annotations(source=Source.MODEL.value, kind="vote")
-        if '"final_audit"' in (row["meta"] or "") and row["round"] == population["batch"]
-    }
+        if row["round"] == population["batch"]
+    )
+    draws = {key: meta for key, meta in batch if meta.get("stage") == "final_audit"}
     mask = (verdicts.stage == "final_audit") & (verdicts.model >= 0)
     keys, right = verdicts.item_keys[mask], verdicts.model[mask] == verdicts.human[mask]
     rows = [(draws[int(k)], bool(r)) for k, r in zip(keys, right) if int(k) in draws]
