@@ -157,6 +157,17 @@ class QueueEntry:
 
 
 @dataclass(frozen=True)
+class QueueView:
+    """An item's place in the review queue: why it was queued, `pending` or `done`, and the
+    machines' suggestion shown to the reviewer."""
+
+    item_key: int
+    reason: str
+    state: str
+    suggestion: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CurrentLabel:
     """The label an item carries now, with the annotation that gave it."""
 
@@ -169,6 +180,7 @@ class CurrentLabel:
     prompt_hash: str
     created_at: float
     annotation_id: int
+    note: str = ""  # the reviewer's free-text note, if any
 
 
 @dataclass(frozen=True)

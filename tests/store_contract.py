@@ -33,6 +33,13 @@ def vote(key: int, name: str | None, source: Source, confidence: float = 0.5) ->
     return Annotation(key, name, source, Kind.VOTE, actor="v", confidence=confidence)
 
 
+def suggested(store: ProjectStore) -> dict[int, str]:
+    """Item key -> the best guess of its pending queue entry, where it has one."""
+    views = store.queue_views().values()
+    return {v.item_key: v.suggestion["best"] for v in views
+            if v.state == "pending" and v.suggestion.get("best")}
+
+
 def review(store: ProjectStore, key: int, operator: str) -> None:
     """What an operator's decision writes: a human label, then the queue entry is completed."""
     store.add_annotations([label(key, "refund", Source.HUMAN, operator)])
@@ -430,10 +437,11 @@ class StoreContract(RunContract):
     def test_queue_size_pending_limit_and_suggestions(self, tmp_path: Path) -> None:
         store = self.queued(tmp_path / "p", n=4)
         assert store.queue_size() == 4 and [e.item_key for e in store.pending(limit=2)] == [1, 2]
-        assert store.suggested_labels() == {1: "refund", 2: "refund", 3: "refund", 4: "refund"}
+        assert suggested(store) == {1: "refund", 2: "refund", 3: "refund", 4: "refund"}
         store.complete(1, "ann")
         store.enqueue([QueueEntry(2, "audit", 9.0, 2, {})])  # refreshed: no suggestion now
-        assert store.suggested_labels() == {3: "refund", 4: "refund"}
+        assert suggested(store) == {3: "refund", 4: "refund"}
+        assert store.queue_views()[1].state == "done" and store.queue_views()[2].reason == "audit"
         assert store.queue_size() == 3 and store.pending()[0] == QueueEntry(2, "audit", 9.0, 2)
 
     def test_overlap_items_go_to_two_different_operators(self, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from agent.config import RoutingConfig
 from agent.errors import InputError
 from agent.routing.accuracy import estimate_from_store
 from agent.store.sqlite import Store
-from agent.types import Annotation, Kind, LabelSet, Source
+from agent.types import Annotation, Kind, LabelSet, QueueEntry, Source
 
 LABELS = LabelSet(("refund", "card_lost", "other"))
 TEXTS = ["I want my money back", "my card is gone", "hello, there\nsecond line", "just browsing"]
@@ -74,8 +74,38 @@ def test_unlabelled_items_are_empty_not_missing(store: Store, tmp_path: Path) ->
     export(store, tmp_path / "o.parquet")
     for records in (read_back(tmp_path / "o.jsonl"), read_back(tmp_path / "o.parquet")):
         last = records[3]
-        assert last["label"] == ""
-        assert all(last[c] is None for c in COLUMNS if c not in ("id", "text", "label"))
+        assert (last["label"], last["label_status"]) == ("", "none")
+        empty = [c for c in COLUMNS if c not in ("id", "text", "label", "label_status")]
+        assert all(last[c] is None for c in empty)
+
+
+def test_every_row_has_a_final_label_and_a_status(store: Store, tmp_path: Path) -> None:
+    """A person's label, an accepted machine label, the queue's best guess, none-fits and an
+    item nobody scored each get the answer the estimate counts, with who proposed it."""
+    store.add_items([("id5", "is this a refund?", None)])
+    store.enqueue([
+        QueueEntry(4, "disagree", 0.5, 1, {
+            "first_opinion": "LLM", "llm": {"label": "other", "confidence": 0.8},
+            "classifier": [["refund", 0.5], ["other", 0.3]], "best": "other", "p_wrong": 0.25,
+        }),
+    ])
+    store.add_annotations([Annotation(5, None, Source.HUMAN, actor="ann", meta={"note": "spam"})])
+    export(store, tmp_path / "o.csv")
+    rows = read_back(tmp_path / "o.csv")
+    answers = [(r["final_label"], r["label_status"], r["final_source"]) for r in rows]
+    assert answers == [
+        ("refund", "human", "human"),
+        ("card_lost", "auto", "llm"),
+        ("other", "auto", "classifier"),
+        ("other", "suggested", "llm"),
+        ("", "none", "human"),
+    ]
+    assert [r["answer_kind"] for r in rows] == ["label", "", "", "", "none_fits"]
+    assert rows[3]["final_confidence"] == "0.75" and rows[3]["queue_reason"] == "disagree"
+    assert (rows[3]["classifier_label"], rows[3]["classifier_confidence"]) == ("refund", "0.5")
+    assert (rows[2]["classifier_label"], rows[4]["note"]) == ("other", "spam")
+    summary = json.loads((tmp_path / "o.csv.summary.json").read_text(encoding="utf-8"))
+    assert summary["by_status"] == {"human": 1, "auto": 2, "suggested": 1, "none": 1}
 
 
 def test_a_retracted_label_is_not_exported(store: Store, tmp_path: Path) -> None:

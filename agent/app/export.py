@@ -11,7 +11,6 @@ import contextlib
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +18,11 @@ from agent.app.formats import format_module
 from agent.app.formats.collect import collect_tasks
 from agent.config import RoutingConfig
 from agent.errors import InputError
-from agent.routing.sources import counts_by_source, current_labels
+from agent.loop.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, result_records
+from agent.routing.final_answer import final_answers, status_counts
+from agent.routing.sources import counts_by_source
 from agent.store.protocol import ProjectStore
-from agent.types import CurrentLabel, Source
 
-COLUMNS = [
-    "id",
-    "text",
-    "label",
-    "source",
-    "confidence",
-    "actor",
-    "round",
-    "prompt_hash",
-    "labelled_at",
-    "suggested_label",
-    "llm_label",
-    "llm_confidence",
-    "llm_rationale",
-]
 WRITERS = (".csv", ".jsonl", ".parquet")
 # A cell starting with one of these is run as a formula by spreadsheet programs.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -79,9 +64,9 @@ def export(store: ProjectStore, out: Path, fmt: str | None = None) -> dict[str, 
         if fmt is not None:
             format_module(fmt, out).write(tmp, collect_tasks(store), store.label_set.names, "text")
         elif writer is not None:
-            writer(tmp, export_records(store))
+            writer(tmp, result_records(store))
         else:
-            _write_parquet(tmp, export_records(store), summary)
+            _write_parquet(tmp, result_records(store), summary)
         tmp_summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         tmp.replace(out)  # atomic: a reader never sees half a file
         tmp_summary.replace(summary_path)
@@ -123,51 +108,10 @@ def export_summary(store: ProjectStore, routing: RoutingConfig | None = None) ->
         "items": store.count_items(),
         "labelled": sum(labelled.values()),
         "by_source": labelled,
+        "by_status": status_counts(final_answers(store)),
         "estimated_accuracy": estimate.to_json() if estimate else None,
         "label_set": list(store.label_set.names),
     }
-
-
-def export_records(store: ProjectStore) -> Iterator[dict[str, Any]]:
-    """One dict per item in input order; unlabelled items carry an empty label and, where the
-    machines have one, a suggested label (what the accuracy estimate counts for them)."""
-    current = current_labels(store)
-    llm_votes = store.latest_votes(Source.LLM.value)
-    suggested = store.suggested_labels()
-    for batch in store.iter_items():
-        for item in batch:
-            record = _record(item.id, item.text, current.get(item.key), llm_votes.get(item.key))
-            if not record["label"]:
-                record["suggested_label"] = suggested.get(item.key)
-            yield record
-
-
-def _record(
-    ext_id: str, text: str, label: CurrentLabel | None, vote: dict[str, Any] | None
-) -> dict[str, Any]:
-    record: dict[str, Any] = dict.fromkeys(COLUMNS, None)
-    record.update(id=ext_id, text=text, label="")
-    if label is not None:
-        record.update(
-            label=label.label or "",
-            source=label.source,
-            confidence=label.confidence,
-            actor=label.actor,
-            round=label.round,
-            prompt_hash=label.prompt_hash or None,
-            labelled_at=_iso(label.created_at),
-        )
-    if vote is not None:
-        record.update(
-            llm_label=vote["label"],
-            llm_confidence=vote["confidence"],
-            llm_rationale=vote["rationale"],
-        )
-    return record
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat(timespec="seconds")
 
 
 def _safe_cell(value: Any) -> Any:
@@ -200,9 +144,9 @@ def _write_parquet(path: Path, records: Iterator[dict[str, Any]], summary: dict[
             (
                 c,
                 pa.float64()
-                if c in ("confidence", "llm_confidence")
+                if c in FLOAT_COLUMNS
                 else pa.int64()
-                if c == "round"
+                if c in INT_COLUMNS
                 else pa.string(),
             )
             for c in COLUMNS

@@ -43,10 +43,50 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     trust = info.get("llm_trust")
     if trust:
         table.add_row("LLM trust", str(trust["note"]))
-    table.add_row("estimated accuracy", format_estimate(info["estimated_accuracy"]))
+    table.add_row("final labels", format_statuses(info.get("by_status") or {}))
+    table.add_row("final_label accuracy", format_estimate(info["estimated_accuracy"]))
+    if info.get("target"):
+        table.add_row("target", format_target(info["target"], info["estimated_accuracy"]))
     agreement = info.get("agreement") or {}
     if agreement.get("kappa") is not None:
         table.add_row(
             "operator agreement", f"kappa {agreement['kappa']:.2f} on {agreement['items']} items"
         )
     console.print(table)
+    for line in next_steps(info):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def format_statuses(by_status: dict[str, int]) -> str:
+    """Rows per `label_status` of the export, in the order a reader needs them."""
+    return ", ".join(f"{by_status.get(s, 0):,} {s}" for s in ("human", "auto", "suggested", "none"))
+
+
+def format_target(target: dict[str, Any], estimate: dict[str, Any] | None) -> str:
+    goal = f"{target['accuracy']:.1%}"
+    if target["met"]:
+        return f"{goal}: met (lower bound {estimate['low']:.1%})" if estimate else goal
+    if estimate is None:
+        return f"{goal}: not met (nothing checked yet)"
+    return f"{goal}: NOT met (lower bound {estimate['low']:.1%})"
+
+
+def next_steps(info: dict[str, Any]) -> list[str]:
+    """What the reader can do next, with the command; one line each."""
+    folder = info.get("folder") or "DIR"
+    counts = info.get("by_status") or {}
+    lines = []
+    if counts.get("suggested"):
+        lines.append(
+            f"{counts['suggested']:,} rows wait for review: labelagent review {folder}; "
+            "until then their best guesses are in the export's final_label"
+        )
+    unanswered = counts.get("none", 0) - info.get("none_fits", 0)
+    if unanswered > 0 and not counts.get("suggested"):
+        lines.append(f"{unanswered:,} rows have no answer yet: labelagent run {folder}")
+    target = info.get("target")
+    if target and not target["met"]:
+        lines.append(
+            "the target is not met: review more rows, or rerun with a larger --human-budget"
+        )
+    return lines

@@ -1,7 +1,7 @@
 """`python -m agent.app.score EXPORT GOLD`: compare an export with a gold file (id,label).
 
-The corpus is scored the way the accuracy estimate counts it: each item's label, or its
-suggested label where it has none; the labelled part is scored on its own too.
+The corpus is scored the way the accuracy estimate counts it: each item's `final_label` (its
+label, else the machines' best guess); the labelled part is scored on its own too.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def score(export: Path, gold: Path) -> dict[str, float]:
-    """Accuracy against gold of the labels alone and of labels plus suggestions."""
+    """Accuracy against gold of the labels alone and of the final labels."""
     with gold.open(encoding="utf-8", newline="") as handle:
         truth = {row["id"]: row["label"] for row in csv.DictReader(handle)}
     total = labelled = right_labelled = right_corpus = 0
@@ -22,7 +22,7 @@ def score(export: Path, gold: Path) -> dict[str, float]:
             if row["id"] not in truth:
                 continue
             total += 1
-            answer = row["label"] or row.get("suggested_label", "")
+            answer = row["final_label"]
             right_corpus += answer == truth[row["id"]]
             if row["label"]:
                 labelled += 1
@@ -40,7 +40,7 @@ def main() -> None:
     result = score(export, gold)
     summary = json.loads(Path(f"{export}.summary.json").read_text(encoding="utf-8"))
     print(
-        f"true corpus accuracy against gold (label, else suggested label): "
+        f"true corpus accuracy against gold (final_label): "
         f"{result['corpus_accuracy']:.3f} over {result['items']} items; "
         f"{result['labelled']} labelled, {result['accuracy_of_labelled']:.3f} of those right"
     )

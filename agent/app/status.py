@@ -6,7 +6,9 @@ from typing import Any
 
 from agent.app.kappa import agreement_summary
 from agent.config import LLMConfig, RoutingConfig
+from agent.loop.resume import PLAN_KEY
 from agent.routing.accuracy import estimate_from_store
+from agent.routing.final_answer import final_answers, status_counts
 from agent.routing.sources import counts_by_source
 from agent.store.protocol import ProjectStore
 
@@ -19,6 +21,8 @@ def project_status(
     cut_at = (llm or LLMConfig()).max_text_chars
     by_source = counts_by_source(store)
     queue = store.queue_counts()
+    json_estimate = estimate.to_json() if estimate else None
+    answers = final_answers(store)
     return {
         "items": store.count_items(),
         "long_texts": {"over_chars": cut_at, "items": store.count_long_texts(cut_at)},
@@ -28,7 +32,22 @@ def project_status(
         "reviewed": queue.get("done", 0),
         "rounds": len(store.rounds()),
         "llm": store.cache_totals(),
-        "estimated_accuracy": estimate.to_json() if estimate else None,
+        "by_status": status_counts(answers),
+        "none_fits": sum(a.status == "none" and a.source == "human" for a in answers.values()),
+        "estimated_accuracy": json_estimate,
+        "target": target_verdict(store, json_estimate),
+        "folder": str(store.path.parent) if store.path is not None else None,
         "agreement": agreement_summary(store),  # Cohen's kappa over overlap items
         "llm_trust": store.get_meta("llm_trust"),  # the LLM's audited record, if it has one
     }
+
+
+def target_verdict(store: ProjectStore, estimate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last run's `--target-accuracy` and whether the estimate's lower bound meets it
+    (None: no target was set)."""
+    plan = store.get_meta(PLAN_KEY)
+    target = plan.get("limits", {}).get("target_accuracy") if isinstance(plan, dict) else None
+    if target is None:
+        return None
+    met = estimate is not None and float(estimate["low"]) >= float(target)
+    return {"accuracy": float(target), "met": met}

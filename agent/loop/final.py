@@ -96,8 +96,10 @@ def _enqueue(
     state: LoopState, positions: np.ndarray, best: np.ndarray, reason: str,
     round_no: int, bonus: float = 0.0,
 ) -> None:
-    """Queue items by the classifier's P(wrong) (+ `bonus`), suggesting the best guess."""
-    p_wrong = 1.0 - state.scores.probs[positions].max(axis=1)
+    """Queue items by their best guess's P(wrong) (+ `bonus`), suggesting the best guess: the
+    P(wrong) shown is the one of the label suggested, which the classifier's alone is not
+    where the LLM's vote moved the guess."""
+    p_wrong = 1.0 - state.p_right()[positions]
     reasons = [reason] * len(positions)
     priority = p_wrong + bonus
     entries = queue_entries(state, positions, reasons, priority, best[positions], p_wrong, round_no)

@@ -105,7 +105,8 @@ _NO_RETRACTION_OF_ITEM = (
 
 _CURRENT_LABELS_SQL = (
     "SELECT a.item_key, a.label, a.source, a.confidence, a.actor, a.round, a.prompt_hash,"
-    " a.created_at, a.id FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
+    " a.created_at, a.id, COALESCE(json_extract(a.meta, '$.note'), '')"
+    " FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
 )
 
 

@@ -23,6 +23,7 @@ from agent.types import (
     Item,
     LabelSet,
     QueueEntry,
+    QueueView,
 )
 
 
@@ -184,8 +185,8 @@ class ProjectStore(Protocol):
         """Keys of every item ever queued (pending or done)."""
         ...
 
-    def suggested_labels(self) -> dict[int, str]:
-        """Item key -> the machines' best label (`suggestion['best']`) of pending entries."""
+    def queue_views(self) -> dict[int, QueueView]:
+        """Item key -> its queue row (reason, state, suggestion), for every item ever queued."""
         ...
 
     # ---- caches (derived data: recomputable, at a price) ---------------------------------

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from agent.errors import LeaseError
-from agent.types import QueueEntry
+from agent.types import QueueEntry, QueueView
 
 
 class QueueOps:
@@ -134,13 +134,9 @@ class QueueOps:
         """Keys of every item ever queued (pending or done)."""
         return (r[0] for r in self._read("SELECT item_key FROM queue"))
 
-    def suggested_labels(self) -> dict[int, str]:
-        """Item key -> the machines' best label, for items still waiting for a person."""
-        rows = self._read(
-            "SELECT item_key, json_extract(suggestion, '$.best') FROM queue"
-            " WHERE state = 'pending' AND json_extract(suggestion, '$.best') IS NOT NULL"
-        )
-        return {key: best for key, best in rows}
+    def queue_views(self) -> dict[int, QueueView]:
+        rows = self._read("SELECT item_key, reason, state, suggestion FROM queue")
+        return {r[0]: QueueView(r[0], r[1], r[2], json.loads(r[3])) for r in rows}
 
 
 # Pending, not leased by someone else (or their lease ran out), not yet reviewed by this operator.
