@@ -1,8 +1,10 @@
 """labelagent: label text corpora with an LLM, a small classifier and a human.
 
 The public API for pipelines: build a session over a project folder or a list of texts,
-ask it what is worth a look, give it answers, and run the batch job. Names load lazily, so
-`import agent` (and every CLI command) stays fast until a name is used.
+ask it what is worth a look, give it answers, run the batch job (`run_job`, or `await
+arun_job` from async code), read one answer per item (`session.results()`, with the
+`COLUMNS` that `export` writes). Names load lazily, so `import agent` (and every CLI
+command) stays fast until a name is used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ _HOMES = {
     "StoreError": "agent.errors",
     "JobLimits": "agent.loop.job",
     "JobReport": "agent.loop.job",
+    "arun_job": "agent.loop.job",
     "run_job": "agent.loop.job",
+    "COLUMNS": "agent.loop.results",
+    "export": "agent.app.export",
     "LabelingSession": "agent.loop.session",
     "Oracle": "agent.loop.job",
     "Store": "agent.store.sqlite",
@@ -35,6 +40,7 @@ _HOMES = {
 }
 
 __all__ = [
+    "COLUMNS",
     "BudgetExceededError",
     "ConfigError",
     "EmbeddingError",
@@ -55,10 +61,13 @@ __all__ = [
     "Selection",
     "Store",
     "StoreError",
+    "arun_job",
+    "export",
     "run_job",
 ]
 
 if _typing.TYPE_CHECKING:
+    from agent.app.export import export
     from agent.config import LLMConfig, ProjectConfig, RoutingConfig
     from agent.errors import (
         BudgetExceededError,
@@ -70,7 +79,8 @@ if _typing.TYPE_CHECKING:
         PoolExhaustedError,
         StoreError,
     )
-    from agent.loop.job import JobLimits, JobReport, Oracle, run_job
+    from agent.loop.job import JobLimits, JobReport, Oracle, arun_job, run_job
+    from agent.loop.results import COLUMNS
     from agent.loop.session import LabelingSession
     from agent.store.sqlite import Store
     from agent.types import Item, LabelDecision, LabelSet, Selection

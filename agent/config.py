@@ -41,6 +41,9 @@ class LLMConfig(BaseModel):
     # How answers are constrained on an OpenAI-compatible endpoint; "auto" probes the endpoint
     # once per project and falls back json_schema -> json_object -> text on a refusal.
     structured_output: Literal["auto", "json_schema", "json_object", "text"] = "auto"
+    # Calls in a row that fail after their retries before the run stops (a dead endpoint, a
+    # wrong key); fewer failures only fail their items, which the next run asks again.
+    stop_after_failures: int = Field(5, ge=1, le=1000)
 
 
 class RoutingConfig(BaseModel):

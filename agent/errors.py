@@ -13,6 +13,8 @@ LabelAgentError                 base; the CLI turns any of these into one line +
     ├── AnswerError             one reply that does not validate (fed back when re-asking)
     ├── MalformedReply          a 200 reply that is not a chat completion (retried)
     ├── ContextLengthError      the prompt is longer than the model's context (that item fails)
+    ├── CallFailed              one call still failed after its retries (that item fails this run)
+    ├── LLMUnavailableError     calls in a row all failed: the endpoint is down or the key wrong
     ├── LabellingFailed         a batch failed after its retries; keeps the decisions made
     └── BudgetExceededError     a call or dollar budget would be exceeded
         └── BudgetStop          a budget ran out mid-request; keeps the decisions made
@@ -121,6 +123,30 @@ class ContextLengthError(LLMError):
 
     The Labeller marks the item(s) of that call as failed and goes on with the rest.
     """
+
+
+class CallFailed(LLMError):
+    """One call still failed after its retries (timeouts, 5xx, 429, a dropped connection, a
+    401). The Labeller marks that call's items failed for this run (not cached, retried on the
+    next run) and goes on. `kind` and `status` say what failed, `fix` the setting that helps."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "",
+        status: int | None = None,
+        fix: str = "",
+        attempts: int = 0,
+        raw: str | None = None,
+    ) -> None:
+        super().__init__(message, attempts=attempts, raw=raw)
+        self.kind, self.status, self.fix = kind, status, fix
+
+
+class LLMUnavailableError(LLMError):
+    """Calls in a row all failed after their retries (a dead endpoint, a wrong key): the run
+    stops with one line naming the error and the setting that fixes it."""
 
 
 class LabellingFailed(LLMError):

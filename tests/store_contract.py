@@ -391,6 +391,21 @@ class StoreContract(RunContract):
         assert store.queue_counts() == {"pending": 6}
         assert sorted(store.queued_keys()) == [1, 2, 3, 4, 5, 6]
 
+    def test_a_skip_is_one_operators_and_outlasts_a_queue_refresh(self, tmp_path: Path) -> None:
+        store = self.queued(tmp_path / "p", n=4)
+        [first] = store.lease("ann", n=1)
+        store.skip(first.item_key, "ann")
+        store.skip(2, "ann")  # not leased by ann: skipped all the same, nobody's lease changes
+        assert store.skipped("ann") == [1, 2] and store.skipped("bob") == []
+        store.enqueue([QueueEntry(1, "audit", 99.0, 2, {"best": "refund"})])  # a refresh
+        assert [e.item_key for e in store.lease("ann", n=4)] == [3, 4, 1, 2]
+        assert store.lease("bob", n=1) == []  # ann holds all four now
+        store.release_operator("ann")
+        assert [e.item_key for e in store.lease("bob", n=4)] == [1, 2, 3, 4]  # by priority for bob
+        store.release_operator("bob")
+        review(store, 1, "ann")  # an answer ends ann's skip of it
+        assert store.skipped("ann") == [2]
+
     def test_reopened_item_can_be_leased_again_by_the_operator_who_undid_it(
         self, tmp_path: Path
     ) -> None:

@@ -133,6 +133,15 @@ def test_replay_confidence_column_becomes_the_logprob_confidence(tmp_path: Path)
     assert a.confidence == pytest.approx(0.6) and b.confidence == pytest.approx(1.0)
 
 
+def test_replay_keyed_by_id_answers_through_the_projects_texts(tmp_path: Path) -> None:
+    path = tmp_path / "llm.csv"
+    path.write_text("id,label\nm1,c1\nm2,c3\nunknown,c0\n", encoding="utf-8")
+    replay = make_annotator(f"replay:{path}", LABELS, texts_by_id={"m1": "one", "m2": "two"})
+    assert ask(replay, ["one", "two", "three"]) == ["c1", "c3", None]
+    with pytest.raises(ConfigError, match="keyed by id"):
+        ReplayLLM(path, LABELS)  # without the project's texts an id means nothing
+
+
 def test_replay_rejects_files_without_the_header(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("sentence,answer\nx,c0\n", encoding="utf-8")

@@ -154,12 +154,14 @@ def test_call_budget_over_http_stops_and_keeps_the_paid_answers(
 def test_a_dead_endpoint_fails_clearly_and_keeps_what_was_done(
     server: LLMTestServer, tmp_path: Path
 ) -> None:
-    server.script("ok", *["500"] * 4)  # the second item's call fails all 1 + 3 attempts
-    cfg = LLMConfig(samples=1, concurrency=1)
+    server.script("ok", *["500"] * 8)  # then two calls in a row fail all 1 + 3 attempts
+    cfg = LLMConfig(samples=1, concurrency=1, stop_after_failures=2)
     with Store.create(tmp_path, LABELS) as store:
         with pytest.raises(LabellingFailed, match="HTTP 500") as info:
-            Labeller(backend(server), LABELS, cfg, store).label_items_sync(items(3))
+            Labeller(backend(server), LABELS, cfg, store).label_items_sync(items(4))
         done = [d.label if d else None for d in info.value.decisions]
-        assert done == ["billing", None, "tech"]
-        assert "2 of 3 items labelled" in str(info.value)
-        assert store.cache_totals()["calls"] == 2
+        assert done == ["billing", None, None, None]
+        assert "2 calls in a row" in str(info.value)
+        assert "1 of 4 items labelled" in str(info.value)
+        assert store.cache_totals()["calls"] == 1
+        assert server.stats.requests == 1 + 8  # the fourth item is never sent

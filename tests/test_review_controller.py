@@ -13,7 +13,8 @@ import pytest
 
 from agent.config import ProjectConfig
 from agent.store.sqlite import Store
-from agent.tui.controller import ReviewController, candidates
+from agent.tui.cards import candidates
+from agent.tui.controller import ReviewController
 from agent.tui.pace import Pace
 from agent.types import LabelSet, QueueEntry
 
@@ -131,7 +132,8 @@ def test_skip_sends_item_to_the_back(project: Path) -> None:
     assert ctl.current is not None and ctl.current.key == 2
     ctl.flush()
     assert not human_rows(ctl.store)
-    assert ctl.store.pending()[-1].item_key == 1  # demoted behind every pending item
+    assert ctl.store.skipped("alice") == [1]  # behind every item alice has not skipped
+    assert [e.item_key for e in ctl.store.lease("alice", 12)][-1] == 1
     ctl.close()
 
 

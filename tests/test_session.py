@@ -40,10 +40,14 @@ def test_library_query_submit_retrain(datasets: Path) -> None:
     second = session.query(10)
     assert not {it.key for it in first} & {it.key for it in second}, "labelled items re-asked"
     session.retrain()
-    labels, confidence = session.predictions()
+    labels, confidence = session.predictions()  # names, scikit-learn style
     assert labels.shape == confidence.shape == (300,)
-    for it in first:  # a human label is the item's label
-        assert session.label_set.names[labels[int(it.id)]] == gold[int(it.id)]
+    assert set(labels) <= set(session.label_set.names)
+    for it in first:  # a human label is the item's label, and it is sure
+        assert labels[int(it.id)] == gold[int(it.id)] and confidence[int(it.id)] == 1.0
+    # every other item: the session's best guess (no job ran, so nothing is queued)
+    names = np.array(session.label_set.names, dtype=object)
+    assert list(labels) == list(names[session.best_guess()])
 
 
 def test_submit_rejects_unknown_label_and_id(datasets: Path) -> None:

@@ -20,7 +20,7 @@ import agent.store.sqlite as store_module
 from agent.errors import StoreError
 from agent.routing.sources import counts_by_source
 from agent.store import ProjectStore
-from agent.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
+from agent.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, tables_of
 from agent.store.sqlite import DB_FILE, Store
 from agent.types import LabelSet, QueueEntry, Source
 
@@ -113,10 +113,8 @@ def test_database_made_before_the_application_id_is_migrated_and_marked(tmp_path
     """Version 1 with application_id 0 and labelagent's tables: an earlier labelagent's."""
     make_store(tmp_path / "p").close()
     conn = sqlite3.connect(tmp_path / "p" / DB_FILE)
-    conn.executescript(
-        "DROP TABLE run_lock; DROP TABLE llm_claims;"
-        " PRAGMA application_id = 0; PRAGMA user_version = 1;"
-    )
+    later = "".join(f"DROP TABLE {name};" for name in sorted(tables_of(MIGRATIONS[1:])))
+    conn.executescript(later + " PRAGMA application_id = 0; PRAGMA user_version = 1;")
     conn.close()
     with Store.open(tmp_path / "p") as store:
         assert store.count_items() == 6

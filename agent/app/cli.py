@@ -25,6 +25,7 @@ from agent.app.export import export as export_corpus
 from agent.app.faults import describe, one_line
 from agent.app.io import Columns, check_corpus_file, load_label_set, read_rows
 from agent.app.newproject import new_project
+from agent.app.plan import DEFAULT_ROUNDS, Plan
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
 from agent.store.sqlite import Store
@@ -229,6 +230,15 @@ LLMOption = Annotated[
     str | None,
     typer.Option("--llm", help="litellm model string, 'none', or simulated:/replay: specs."),
 ]
+ApiBaseOption = Annotated[str | None, typer.Option(help="Base URL of the LLM endpoint.")]
+# The plan of a run: `run` and `estimate` take the same flags (see agent.app.plan).
+RoundsOption = Annotated[int, typer.Option(min=0, help="Rounds in this run.")]
+BatchSizeOption = Annotated[int | None, typer.Option(min=1, help="Items per round.")]
+HumanBudgetOption = Annotated[int | None, typer.Option(min=0, help="Human labels, in all.")]
+LLMBudgetOption = Annotated[int | None, typer.Option(min=0, help="Paid LLM calls, in all.")]
+TargetOption = Annotated[
+    float | None, typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy.")
+]
 
 
 @app.command()
@@ -236,18 +246,17 @@ LLMOption = Annotated[
 def run(
     project: ProjectDir,
     llm: LLMOption = None,
-    api_base: Annotated[str | None, typer.Option(help="Base URL of the LLM endpoint.")] = None,
-    rounds: Annotated[int, typer.Option(min=0, help="Rounds in this run.")] = 10,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Items per round.")] = None,
-    human_budget: Annotated[int | None, typer.Option(min=0, help="Human labels, in all.")] = None,
-    llm_budget: Annotated[int | None, typer.Option(min=0, help="Paid LLM calls, in all.")] = None,
-    target_accuracy: Annotated[
-        float | None, typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy.")
-    ] = None,
+    api_base: ApiBaseOption = None,
+    rounds: RoundsOption = DEFAULT_ROUNDS,
+    batch_size: BatchSizeOption = None,
+    human_budget: HumanBudgetOption = None,
+    llm_budget: LLMBudgetOption = None,
+    target_accuracy: TargetOption = None,
     oracle_file: Annotated[
         Path | None,
         typer.Option(
-            help="CSV of id,label that answers the review queue (simulation/demo).",
+            help="CSV of id,label or text,label that answers the review queue "
+            "(simulation/demo; the gold of --llm simulated:...).",
             readable=False,
         ),
     ] = None,
@@ -267,11 +276,7 @@ def run(
     options = RunOptions(
         llm=llm,
         api_base=api_base,
-        rounds=rounds,
-        batch_size=batch_size,
-        human_budget=human_budget,
-        llm_budget=llm_budget,
-        target_accuracy=target_accuracy,
+        plan=Plan(rounds, batch_size, human_budget, llm_budget, target_accuracy),
         oracle_file=oracle_file,
         force=force,
         fresh=fresh,
@@ -298,13 +303,29 @@ def review(
 def estimate(
     project: ProjectDir,
     llm: LLMOption = None,
-    items: Annotated[int | None, typer.Option(help="Items to label (default: unlabelled).")] = None,
+    api_base: ApiBaseOption = None,
+    rounds: RoundsOption = DEFAULT_ROUNDS,
+    batch_size: BatchSizeOption = None,
+    human_budget: HumanBudgetOption = None,
+    llm_budget: LLMBudgetOption = None,
+    target_accuracy: TargetOption = None,
+    items: Annotated[
+        int | None, typer.Option(min=0, help="Price this many items instead of the plan's.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Expected LLM calls, tokens and cost for labelling the project, before paying."""
-    from agent.app.commands import estimate_project
+    """LLM calls, tokens and cost of the run these flags plan (`run`'s flags), before paying:
+    an upper bound, since rounds ask fewer items once audits, the target or the pool say so."""
+    from agent.app.estimate import estimate_project
 
-    info = estimate_project(project, _load_config(project), llm, items)
-    typer.echo(json.dumps(info, indent=2))
+    plan = Plan(rounds, batch_size, human_budget, llm_budget, target_accuracy)
+    info = estimate_project(project, _load_config(project), (llm, api_base), plan, items)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    typer.echo(info["summary"])
+    if info.get("endpoint"):
+        typer.echo(info["endpoint"])
 
 
 def _load_config(project: Path) -> ProjectConfig:

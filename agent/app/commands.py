@@ -6,24 +6,29 @@ heavy (torch, litellm) until a command needs it.
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from agent.app.faults import naming, regular_file
+from agent.app.faults import regular_file
+from agent.app.plan import Plan
+from agent.app.preflight import (
+    check_llm_choice,
+    check_replay,
+    load_oracle_answers,
+    refuse_empty,
+)
 from agent.app.render import format_estimate
 from agent.app.status import project_status
 from agent.config import ProjectConfig
-from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.job import JobLimits, JobReport, Oracle, run_job
+from agent.loop.llm_setup import build_backend, build_labeller
 from agent.loop.runlock import RunLock, default_holder
 from agent.loop.session import LabelingSession
-from agent.routing.sources import current_labels
 from agent.types import Item, QueueEntry
 
 
@@ -31,11 +36,7 @@ from agent.types import Item, QueueEntry
 class RunOptions:
     llm: str | None = None
     api_base: str | None = None
-    rounds: int = 10
-    batch_size: int | None = None
-    human_budget: int | None = None
-    llm_budget: int | None = None
-    target_accuracy: float | None = None
+    plan: Plan = field(default_factory=Plan)
     oracle_file: Path | None = None
     force: bool = False  # take the run lock over from a run that still holds it
     fresh: bool = False  # start a new run even where the last one was interrupted
@@ -53,32 +54,18 @@ def resolve_llm(config: ProjectConfig, llm: str | None, api_base: str | None) ->
 
 
 def make_labeller(session: LabelingSession) -> Any:
-    """The LLM labeller for the session's configured model, or None without one."""
-    if session.backend is None:
-        return None
-    from agent.labeller.labeller import Labeller
-
-    return Labeller(session.backend, session.label_set, session.config.llm, session.store)
+    """The LLM labeller for the session's configured model, or None without one (built as
+    the library builds it: `agent.loop.llm_setup`)."""
+    return build_labeller(session)
 
 
 def make_session_backend(
     session: LabelingSession, gold_by_id: dict[str, str] | None
 ) -> ChatBackend | None:
-    """The configured LLM; simulated annotators also get gold (by text) and label vectors."""
-    config = session.config
-    if config.llm.model is None:
-        return None
-    from agent.llm.factory import make_backend
-
-    gold = None
-    if gold_by_id is not None:
-        gold = {it.text: gold_by_id[it.id] for it in session.pool.items if it.id in gold_by_id}
-    return make_backend(
-        config.llm,
-        label_set=session.label_set,
-        gold=gold,
-        label_embeddings=session.pool.label_vectors,
-    )
+    """The configured LLM; simulated annotators also get gold (by text) and label vectors, a
+    replay file keyed by id the project's texts (one builder for the CLI and the library:
+    `agent.loop.llm_setup`)."""
+    return build_backend(session, gold_by_id)
 
 
 def endpoint_line(
@@ -98,26 +85,10 @@ def settled_line(backend: ChatBackend | None, store: Any) -> str | None:
     return settle(backend, store) if backend is not None else None
 
 
-def load_oracle(path: Path, label_names: tuple[str, ...]) -> tuple[Oracle, dict[str, str]]:
-    """An oracle answering from a CSV with columns id,label (ids as imported)."""
-    regular_file(path)
-    answers: dict[str, str] = {}
-    try:
-        with naming(path), path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            for row_no, row in enumerate(reader, start=1):
-                if "id" not in row or "label" not in row:
-                    raise InputError("oracle file needs columns id,label", file=str(path))
-                if row["label"] not in label_names:
-                    raise InputError(
-                        f"label '{row['label']}' is not in the label set",
-                        file=str(path),
-                        row=row_no,
-                        field="label",
-                    )
-                answers[row["id"]] = row["label"]
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV ({exc})", file=str(path)) from None
+def load_oracle(path: Path, store: Any) -> tuple[Oracle, dict[str, str]]:
+    """An oracle answering from a CSV of id,label or text,label (`preflight`), and its
+    answers by project id."""
+    answers = load_oracle_answers(path, store)
 
     def oracle(item: Item, entry: QueueEntry) -> str | None:
         return answers.get(item.id)
@@ -129,16 +100,21 @@ def run_project(
     project: Path, config: ProjectConfig, options: RunOptions, console: Console
 ) -> None:
     """The batch job on a project, holding its run lock from before the first line it prints
-    (a second run is refused with one line) until the summary; the session closes always."""
+    (a second run is refused with one line) until the summary; the session closes always.
+    What would fail later (no items, no gold for a simulated LLM, answer files that match
+    too few items) is refused before anything is embedded."""
     config = resolve_llm(config, options.llm, options.api_base)
+    check_llm_choice(config.llm.model, options.oracle_file)
     if options.oracle_file is not None:
         regular_file(options.oracle_file)  # before the project opens
     session = LabelingSession.open(project, config=config, progress=True)
     holder = default_holder()
     try:
+        refuse_empty(session.store, project)
         oracle = None  # read before the lock: a bad oracle file leaves the project untouched
         if options.oracle_file is not None:
-            oracle = load_oracle(options.oracle_file, session.label_set.names)
+            oracle = load_oracle(options.oracle_file, session.store)
+        check_replay(config.llm.model, session.store)
         with RunLock(session.store, holder, force=options.force):
             _run_locked(session, project, options, console, (holder, oracle))
     finally:
@@ -162,12 +138,13 @@ def _run_locked(
         f"[bold]labelagent run[/] on {project}: {mode}"
         + (f"; simulated operator answers from {options.oracle_file}" if oracle else "")
     )
+    plan = options.plan
     limits = JobLimits(
-        options.rounds,
-        options.batch_size or config.batch_size,
-        options.human_budget,
-        options.llm_budget,
-        options.target_accuracy,
+        plan.rounds,
+        plan.batch_size or config.batch_size,
+        plan.human_budget,
+        plan.llm_budget,
+        plan.target_accuracy,
     )
     _ = session.pool  # embed (with its own progress bar) before the rounds' bar starts
     session.backend = make_session_backend(session, gold)
@@ -249,34 +226,23 @@ def _print_summary(
     console.print(f"estimated corpus accuracy: {format_estimate(info['estimated_accuracy'])}")
 
 
-def review_project(project: Path, config: ProjectConfig, operator: str) -> None:
+def review_project(
+    project: Path, config: ProjectConfig, operator: str, auto_pilot: Any = None,
+    console: Console | None = None,
+) -> None:
+    """Run the review app, then print what this session saved and what is left.
+
+    `auto_pilot` (an async function of a Textual Pilot) drives the app headless instead of
+    the terminal: scripted demos and tests press the keys."""
     from agent.tui.app import ReviewApp
+    from agent.tui.summary import summary_line
 
     session = LabelingSession.open(project, config=config)
-    ReviewApp(session.store, config, operator, services=session).run()
-    session.close()
-
-
-def estimate_project(
-    project: Path, config: ProjectConfig, llm: str | None, items: int | None
-) -> dict[str, Any]:
-    from agent.labeller.budget import estimate_cost
-    from agent.store.sqlite import Store
-
-    config = resolve_llm(config, llm, None)
-    if config.llm.model is None:
-        raise InputError("no LLM model: pass --llm MODEL or set llm.model", field="llm")
-    with Store.open(project) as store:
-        labelled = set(current_labels(store))
-        texts = [it.text for batch in store.iter_items() for it in batch if it.key not in labelled]
-        n = items if items is not None else len(texts)
-        avg = sum(map(len, texts)) / len(texts) if texts else 0.0
-        lengths = [len(t) for t in texts[:n]]  # long texts are cut for the prompt: count them
-        info = estimate_cost(
-            config.llm.model, store.label_set, n, avg, config.llm, text_lengths=lengths
-        )
-        if config.llm.api_base is not None:  # a self-hosted endpoint: say what it takes
-            from agent.llm.factory import make_backend
-
-            info["endpoint"] = endpoint_line(make_backend(config.llm), store)
-        return info
+    try:
+        app = ReviewApp(session.store, config, operator, services=session)
+        app.run(headless=auto_pilot is not None, auto_pilot=auto_pilot)
+        app.controller.close()  # waits for every write; idempotent after the app's own close
+        line = summary_line(app.controller.summary())
+    finally:
+        session.close()
+    (console or Console()).print(line, markup=False, highlight=False, soft_wrap=True)

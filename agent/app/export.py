@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,15 @@ def check_target(out: Path, fmt: str | None = None) -> None:
         raise InputError(f"{blocker} is a file, not a folder; fix the path", file=str(out))
 
 
-def export(store: ProjectStore, out: Path, fmt: str | None = None) -> dict[str, Any]:
+def export(
+    store: ProjectStore, out: str | os.PathLike[str], fmt: str | None = None
+) -> dict[str, Any]:
     """Write the corpus to `out` (format by extension) and the summary beside it, both or
     neither: each goes to a `.partial` file renamed at the end; on any failure the partial
     files, a new `out` already renamed and the folders made for them are removed, and an
     OSError names `out`. (Over an older export, a failure between the two renames leaves the
     new file beside the old summary.)"""
+    out = Path(out)  # the library passes str paths too
     check_target(out, fmt)
     summary = export_summary(store)
     summary_path = Path(f"{out}.summary.json")

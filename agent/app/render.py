@@ -40,6 +40,8 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     llm = info["llm"]
     tokens = llm["prompt_tokens"] + llm["completion_tokens"]
     table.add_row("LLM calls", f"{llm['calls']:,} ({tokens:,} tokens, ${llm['cost_usd']:.4f})")
+    if info.get("llm_failed_items"):
+        table.add_row("LLM failed", f"{info['llm_failed_items']:,} items (the next run asks again)")
     trust = info.get("llm_trust")
     if trust:
         table.add_row("LLM trust", str(trust["note"]))
@@ -84,6 +86,11 @@ def next_steps(info: dict[str, Any]) -> list[str]:
     unanswered = counts.get("none", 0) - info.get("none_fits", 0)
     if unanswered > 0 and not counts.get("suggested"):
         lines.append(f"{unanswered:,} rows have no answer yet: labelagent run {folder}")
+    if info.get("llm_failed_items"):
+        lines.append(
+            f"{info['llm_failed_items']:,} items' LLM calls failed: labelagent run {folder} "
+            "asks them again"
+        )
     target = info.get("target")
     if target and not target["met"]:
         lines.append(

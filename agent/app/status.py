@@ -32,6 +32,7 @@ def project_status(
         "reviewed": queue.get("done", 0),
         "rounds": len(store.rounds()),
         "llm": store.cache_totals(),
+        "llm_failed_items": store.count_failed_llm_items(),  # asked again by the next run
         "by_status": status_counts(answers),
         "none_fits": sum(a.status == "none" and a.source == "human" for a in answers.values()),
         "estimated_accuracy": json_estimate,

@@ -7,7 +7,10 @@ is flagged as such. A reply that does not validate is re-asked with the error fe
 the error and raw reply (`LLMValidationError` only when every item of a request failed).
 A text longer than `cfg.max_text_chars` is cut for the prompt with a visible marker; an item
 whose prompt the provider still refuses as too long for its context fails alone (an abstain
-with the reason) and the rest go on. Every validated answer is written to the cache the moment
+with the reason) and the rest go on. A call that still fails after its retries fails its items
+for this run (`outcomes.CALL_FAILED`: no vote, not cached) and the rest go on, until
+`cfg.stop_after_failures` calls in a row have failed: then no more calls are made and the
+request raises one line saying so. Every validated answer is written to the cache the moment
 it arrives, so nothing is paid twice. LLM text (rationales, invalid replies, errors) passes
 through `redact` before it is kept, so no key a model echoes reaches the store or an export.
 """
@@ -20,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from agent.config import LLMConfig
-from agent.errors import AnswerError, ContextLengthError, LLMValidationError
+from agent.errors import AnswerError, ContextLengthError, LLMError, LLMValidationError
 from agent.labeller.answers import (
     Answer,
     Reply,
@@ -39,7 +42,17 @@ from agent.labeller.cache import (
     from_payload,
     to_row,
 )
-from agent.labeller.outcomes import RAW_CHARS, add_share, failed_decision, gather, raise_incomplete
+from agent.labeller.outcomes import (
+    CALL_FAILED,
+    RAW_CHARS,
+    FailureStreak,
+    add_share,
+    failed_decision,
+    gather,
+    is_call_failure,
+    one_line,
+    raise_incomplete,
+)
 from agent.labeller.prompts import PromptSet
 from agent.learn.fewshot import merge_examples
 from agent.llm.item_markup import cut_text
@@ -66,6 +79,8 @@ class LabellerStats:
     failures: int = 0  # items with no answer (never validated, or too long for the context)
     too_long: int = 0  # of those, items the provider refused as longer than its context window
     cut_texts: int = 0  # texts asked about that were cut to cfg.max_text_chars
+    failed_items: int = 0  # items whose call failed after its retries (no vote; asked next run)
+    failed_calls: int = 0  # calls that failed after their retries
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +126,8 @@ class Labeller:
         self.method = confidence_method(backend.supports_logprobs, cfg.samples)
         self.budget = budget or Budget(cfg.budget_calls, cfg.budget_usd)
         self.stats = LabellerStats()
+        self._streak = FailureStreak(cfg.stop_after_failures)
+        self._in_flight: set[asyncio.Future[ChatResponse]] = set()  # cancelled once it trips
         self._key_envs = (getattr(backend, "key_env", None),)  # its key, whatever the name
         self._model = make_answer_model(label_set)
         self._schemas = {b: answer_schema(self._model, batch=b) for b in (False, True)}
@@ -154,6 +171,8 @@ class Labeller:
             errors = await gather(self._run_chunk(run, chunk) for chunk in chunks)
         finally:
             await run.writer.close()
+        if self._streak.down is not None:  # even when its last call was the last one asked
+            errors.append(self._streak.down)
         decisions = [run.done.get(key) for key in keys]
         raise_incomplete(errors, decisions, run.failed, list(pending))
         return [d for d in decisions if d is not None]
@@ -189,6 +208,11 @@ class Labeller:
             reply, _ = await self._ask(run, jobs, messages)
         except ContextLengthError:  # together they do not fit: alone, only a long one fails
             retry = jobs
+        except LLMError as exc:
+            if not is_call_failure(exc):
+                raise
+            self._record_call_failure(run, jobs, exc)
+            return
         else:
             retry = [job for job, out in zip(jobs, reply) if isinstance(out, AnswerError)]
             self.stats.reasks += len(retry)
@@ -205,6 +229,11 @@ class Labeller:
                 outcome, raw = await self._ask(run, [job], messages)
             except ContextLengthError as exc:
                 self._record_too_long(run, job, exc)
+                return
+            except LLMError as exc:
+                if not is_call_failure(exc):
+                    raise
+                self._record_call_failure(run, [job], exc)
                 return
             if not isinstance(outcome[0], AnswerError):
                 return
@@ -254,11 +283,17 @@ class Labeller:
         )
 
     async def _sample(self, run: _Run, request: ChatRequest, jobs: list[_Job]) -> list[ChatChoice]:
-        """All choices of one question: a backend that ignores `n` gets more calls."""
+        """All choices of one question: a backend that ignores `n` gets more calls. Once one
+        sample is paid, a later call that fails only leaves fewer samples to vote."""
         responses = [await self._call(run, request)]
         choices = list(responses[0].choices)
         while len(choices) < request.n and len(responses) < request.n:
-            extra = await self._call(run, replace(request, n=request.n - len(choices)))
+            try:
+                extra = await self._call(run, replace(request, n=request.n - len(choices)))
+            except LLMError as exc:
+                if not is_call_failure(exc):
+                    raise
+                break
             responses.append(extra)
             if not extra.choices:
                 break
@@ -279,18 +314,41 @@ class Labeller:
             return await self._paid_call(request)
 
     async def _paid_call(self, request: ChatRequest) -> ChatResponse:
+        self._streak.check()  # the endpoint counts as down: no more calls to it
         reserved = self.budget.reserve()
         try:
-            response = await self.backend.complete(request)
-        except BaseException:
+            response = await self._complete(request)
+        except BaseException as exc:
             self.budget.settle(reserved, None)
+            if is_call_failure(exc):
+                assert isinstance(exc, LLMError)
+                self.stats.failed_calls += 1
+                self._streak.failed(exc, self.backend.model)
+                if self._streak.down is not None:  # calls queued in the backend stop too
+                    for call in self._in_flight:
+                        call.cancel()
             raise
+        self._streak.succeeded()
         self.budget.settle(reserved, response.cost_usd)
         self.stats.calls += 1
         self.stats.prompt_tokens += response.usage.prompt_tokens
         self.stats.completion_tokens += response.usage.completion_tokens
         self.stats.cost_usd += response.cost_usd
         return response
+
+    async def _complete(self, request: ChatRequest) -> ChatResponse:
+        """One backend call as a task, so that a tripped failure streak can cancel it (it may
+        be queued behind the backend's own concurrency limit)."""
+        call = asyncio.ensure_future(self.backend.complete(request))
+        self._in_flight.add(call)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if call.cancelled() and self._streak.down is not None:
+                raise self._streak.down from None
+            raise
+        finally:
+            self._in_flight.discard(call)
 
     def _decide(
         self, job: _Job, valid: list[Answer], total: int, first: ChatChoice, reply: Reply
@@ -329,6 +387,18 @@ class Labeller:
             usage=dict(job.spent),
             raw=raw,
         )
+
+    def _record_call_failure(self, run: _Run, jobs: list[_Job], exc: LLMError) -> None:
+        """Items whose call failed after its retries: no answer for this run, the reason kept
+        (not cached, so the next run asks again); the request goes on without them."""
+        reason = self._redact(one_line(str(exc)))
+        for job in jobs:
+            self.stats.failed_items += 1
+            usage = {**job.spent, "attempts": exc.attempts, "error": reason}
+            run.done[job.key] = failed_decision(
+                f"LLM call failed: {reason}", usage, self.prompt_hash, self.backend.model,
+                method=CALL_FAILED,
+            )
 
     def _record_too_long(self, run: _Run, job: _Job, exc: ContextLengthError) -> None:
         """An item whose prompt exceeds the model's context: an abstain with the reason (not

@@ -11,12 +11,13 @@ import csv
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, InputError
 from agent.llm.item_markup import ABSTAIN, PromptTexts, find_items
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 from agent.types import LabelSet, text_hash
@@ -178,35 +179,110 @@ class SimulatedLLM(_AnsweringBackend):
 
 
 class ReplayLLM(_AnsweringBackend):
-    """Replays real per-item LLM labels from a CSV (header text,label[,confidence]), matched
-    by text (the first row of a repeated text wins). A label outside the set (e.g. 'abstain')
-    or a text not in the file abstains."""
+    """Replays real per-item LLM labels from an answer file (`read_answer_file`: id or text,
+    label[, confidence]), matched by text (the first row of a repeated text wins). A file keyed
+    by id needs `texts_by_id` (the project's id -> text). A label outside the set (e.g.
+    'abstain') or a text not in the file abstains."""
 
     rationale = "replayed answer"
 
-    def __init__(self, path: str | Path, label_set: LabelSet) -> None:
+    def __init__(
+        self, path: str | Path, label_set: LabelSet, texts_by_id: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(f"replay:{path}", label_set)
         self.path = Path(path)
-        self._answers = self._read(self.path, label_set)
-
-    @staticmethod
-    def _read(path: Path, label_set: LabelSet) -> PromptTexts[tuple[str | None, float]]:
-        if not path.is_file():
-            raise ConfigError("replay file not found", file=str(path))
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if not {"text", "label"} <= set(reader.fieldnames or ()):
-                raise ConfigError("replay CSV needs the header text,label", file=str(path), row=1)
-            answers: list[tuple[str, tuple[str | None, float]]] = []
-            for row_no, row in enumerate(reader, start=2):
-                label = (row.get("label") or "").strip()
-                answer = (label if label in label_set else None, _confidence(row, path, row_no))
-                answers.append((row["text"] or "", answer))
-        return PromptTexts(answers)
+        answers = read_answer_file(self.path, "replay")
+        self._answers = PromptTexts(_replay_pairs(answers, label_set, texts_by_id))
 
     def _verdict(self, text: str, sample: int) -> Verdict:
         label, confidence = self._answers.get(text) or (None, 0.5)
         return label, confidence, None
+
+
+@dataclass(frozen=True)
+class AnswerRow:
+    row: int  # data rows count from 1 (the header is not a row), as on import
+    key: str  # the id or the text, as written
+    label: str
+    confidence: float  # 1.0 where the file has no confidence
+
+
+@dataclass(frozen=True)
+class AnswerFile:
+    """Per-item labels keyed by `id` (the project's ids, as imported) or by `text`: the one
+    format of replay files and oracle (gold) files."""
+
+    path: Path
+    key: str  # "id" or "text"
+    rows: tuple[AnswerRow, ...]
+
+    def first_by_key(self) -> dict[str, AnswerRow]:
+        """Key -> its first row (a repeated key keeps its first answer)."""
+        first: dict[str, AnswerRow] = {}
+        for row in self.rows:
+            first.setdefault(row.key, row)
+        return first
+
+
+def read_answer_file(path: Path, what: str) -> AnswerFile:
+    """A CSV with a `label` column and an `id` or `text` column (`id` wins where both are),
+    optionally `confidence`; InputError naming file, row and field. `what` names the file's
+    role in messages ("replay", "oracle")."""
+    if not path.is_file():
+        raise ConfigError(f"{what} file not found", file=str(path))
+    row_no = 0
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = [(name or "").strip() for name in reader.fieldnames or ()]
+            reader.fieldnames = header
+            key = _answer_key(header, path, what)
+            rows = []
+            for row_no, record in enumerate(reader, start=1):
+                rows.append(_answer_row(record, key, path, row_no))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start})", file=str(path)) from None
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV ({exc})", file=str(path), row=row_no + 1) from None
+    return AnswerFile(path, key, tuple(rows))
+
+
+def _answer_key(header: list[str], path: Path, what: str) -> str:
+    if "label" in header and ("id" in header or "text" in header):
+        return "id" if "id" in header else "text"
+    raise ConfigError(
+        f"{what} file needs the header id,label or text,label (it has: "
+        f"{', '.join(header) or 'no columns'})",
+        file=str(path),
+    )
+
+
+def _answer_row(record: Mapping[str, Any], key: str, path: Path, row_no: int) -> AnswerRow:
+    if None in record:  # more cells than the header names
+        raise InputError("more cells than the header has", file=str(path), row=row_no)
+    value = record.get(key)
+    if value is None or not value.strip():
+        raise InputError(f"empty {key}", file=str(path), row=row_no, field=key)
+    label = (record.get("label") or "").strip()
+    return AnswerRow(row_no, value if key == "text" else value.strip(), label,
+                     _confidence(record, path, row_no))  # fmt: skip
+
+
+def _replay_pairs(
+    answers: AnswerFile, label_set: LabelSet, texts_by_id: Mapping[str, str] | None
+) -> list[tuple[str, tuple[str | None, float]]]:
+    """(text, (label or None, confidence)) per row; rows keyed by an unknown id are left out."""
+    if answers.key == "id" and texts_by_id is None:
+        raise ConfigError(
+            "replay file keyed by id needs the project's items (run it through labelagent, "
+            "or give a text column)", file=str(answers.path)
+        )  # fmt: skip
+    pairs = []
+    for row in answers.rows:
+        text = row.key if answers.key == "text" else (texts_by_id or {}).get(row.key)
+        if text is not None:
+            pairs.append((text, (row.label if row.label in label_set else None, row.confidence)))
+    return pairs
 
 
 def _confidence(row: Mapping[str, Any], path: Path, row_no: int) -> float:
@@ -229,21 +305,21 @@ def make_annotator(
     gold: Mapping[str, str] | None = None,
     label_embeddings: np.ndarray | None = None,
     confusion: np.ndarray | None = None,
+    texts_by_id: Mapping[str, str] | None = None,
 ) -> SimulatedLLM | ReplayLLM:
-    """Build an annotator from `simulated:acc=0.85,abstain=0.03[,seed=N]` or `replay:PATH`."""
+    """Build an annotator from `simulated:acc=0.85,abstain=0.03[,seed=N]` or `replay:PATH`;
+    `texts_by_id` (id -> text) lets a replay file keyed by id find its texts."""
     if label_set is None:
         raise ConfigError(f"annotator {spec!r} needs the label set")
-    kind, _, rest = spec.partition(":")
-    if kind == "replay" and rest:
-        return ReplayLLM(rest, label_set)
-    if kind != "simulated":
-        raise ConfigError(
-            f"unknown annotator spec {spec!r}; use simulated:acc=..,abstain=.. or replay:PATH",
-            field="llm.model",
-        )
+    kind, rest = annotator_kind(spec)
+    if kind == "replay":
+        return ReplayLLM(rest, label_set, texts_by_id)
     params = _parse_params(spec, rest)
     if gold is None:
-        raise ConfigError(f"{spec!r} needs gold labels (text -> label)")
+        raise ConfigError(
+            f"{spec!r} needs gold labels (text -> label); on the command line, "
+            "--oracle-file FILE (id,label or text,label) gives them"
+        )
     return SimulatedLLM(
         label_set,
         gold,
@@ -254,6 +330,22 @@ def make_annotator(
         confusion=confusion,
         model=spec,
     )
+
+
+def annotator_kind(spec: str) -> tuple[str, str]:
+    """('simulated', params) or ('replay', path) of a spec, checked (ConfigError) before any
+    work: a bad spec is refused at once, not after the pool is embedded."""
+    kind, _, rest = spec.partition(":")
+    if kind == "replay" and rest:
+        return kind, rest
+    if kind != "simulated":
+        raise ConfigError(
+            f"unknown annotator spec {spec!r}; pass --llm simulated:acc=0.85[,abstain=..] "
+            "or --llm replay:FILE",
+            field="llm.model",
+        )
+    _parse_params(spec, rest)
+    return kind, rest
 
 
 def parse_spec_params(

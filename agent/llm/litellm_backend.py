@@ -2,6 +2,8 @@
 
 litellm is imported lazily and quietly (`pricing.import_litellm`): the local cost map (no network
 at import), no debug output, no message logging. Its own retries are off; our CallGuard does them.
+What the provider takes (`n`, logprobs) is asked of litellm up front: a provider without `n`
+(Ollama, Anthropic, ...) gets its samples one per call, as a server that refuses `n` does.
 """
 
 from __future__ import annotations
@@ -107,9 +109,11 @@ class LiteLLMBackend(CapabilityView):
         self.caps: Capabilities = initial(
             structured_output, json_schema=self.supports_json_schema
         )
+        params = self._supported_params()
         self.caps.logprobs = (
-            supports_logprobs if supports_logprobs is not None else self._accepts("logprobs")
+            supports_logprobs if supports_logprobs is not None else "logprobs" in (params or [])
         )
+        self.caps.n = params is None or "n" in params  # unknown: a refusal drops it later
         self.guard = CallGuard(
             model=model,
             concurrency=concurrency,
@@ -154,12 +158,19 @@ class LiteLLMBackend(CapabilityView):
         except Exception:  # unmapped model or provider
             return False
 
-    def _accepts(self, param: str) -> bool:
-        """Whether litellm passes `param` on to this model's provider."""
+    def _supported_params(self) -> list[str] | None:
+        """The OpenAI params litellm passes on to this model's provider; None when it cannot
+        tell (an unknown provider)."""
         try:
-            return param in (self._litellm.get_supported_openai_params(model=self.model) or [])
+            name, provider, _, _ = self._litellm.get_llm_provider(
+                model=self.model, api_base=self.api_base
+            )
+            params = self._litellm.get_supported_openai_params(
+                model=name, custom_llm_provider=provider
+            )
         except Exception:  # unmapped model or provider
-            return False
+            return None
+        return None if params is None else [str(p) for p in params]
 
     def _call_kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs = request_kwargs(request, self.caps)

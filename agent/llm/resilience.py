@@ -2,9 +2,10 @@
 
 The adapters turn their SDK's exceptions into a neutral `Failure`; `CallGuard.run` decides
 whether to wait and try again (429, 5xx, timeouts, dropped connections, unreadable bodies)
-or to stop at once (400/401/403/404), and raises `LLMError` when the attempts run out. A
-prompt longer than the model's context (400 `context_length_exceeded` and its kin, or 413) is
-a `ContextLengthError`, so that the caller can fail that one item and go on.
+or to stop at once (400/401/403/404), and raises `CallFailed` (an `LLMError` that names the
+setting most likely to fix it) when the attempts run out. A prompt longer than the model's
+context (400 `context_length_exceeded` and its kin, or 413) is a `ContextLengthError`, so that
+the caller can fail that one item and go on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Generic, TypeVar
 
-from agent.errors import ContextLengthError, LLMError
+from agent.errors import CallFailed, ContextLengthError, LLMError
 from agent.llm.concurrency import ConcurrencyLimit
 from agent.llm.refusals import RefusedField, refused_field
 from agent.llm.secrets import redact as redact  # errors and stored LLM text: one redaction
@@ -75,6 +76,21 @@ class Failure:
         """One line for an error message, with keys (also those in `key_envs`) redacted."""
         status = f"HTTP {self.status} " if self.status is not None else ""
         return f"{status}{self.kind}: {redact(self.message, key_envs)[:300]}"
+
+
+def fix_for(failure: Failure, key_env: str | None) -> str:
+    """The setting that most likely fixes a failure that outlived its retries, for one line."""
+    if failure.status in (401, 403):
+        return f"the API key in {key_env or 'the provider key variable'}"
+    if failure.status == 404:
+        return "--llm (llm.model) or --api-base (llm.api_base)"
+    if failure.kind == "connection":
+        return "--api-base (llm.api_base): is the server running there?"
+    if failure.kind == "timeout":
+        return "llm.timeout_s (or fewer calls at once: llm.concurrency)"
+    if failure.kind == "rate_limit":
+        return "llm.rpm / llm.tpm (the provider's rate limits)"
+    return "--llm / --api-base (llm.model, llm.api_base); the server's log says more"
 
 
 def failure_for_status(
@@ -309,5 +325,9 @@ class CallGuard:
         raw = redact(failure.raw, self.key_envs)[:2000] if failure.raw else None
         if failure.field is not None:
             return RefusedField(message, failure.field, attempts=attempts, raw=raw)
-        error = ContextLengthError if failure.kind == "context_length" else LLMError
-        return error(message, attempts=attempts, raw=raw)
+        if failure.kind == "context_length":
+            return ContextLengthError(message, attempts=attempts, raw=raw)
+        fix = fix_for(failure, self.key_envs[0] if self.key_envs else None)
+        return CallFailed(
+            message, kind=failure.kind, status=failure.status, fix=fix, attempts=attempts, raw=raw
+        )

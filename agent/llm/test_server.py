@@ -1,8 +1,9 @@
 """An OpenAI-compatible chat server on 127.0.0.1 with fault knobs, for tests and benchmarks.
 
 It runs aiohttp in a background thread on a free port (`with LLMTestServer() as server:`),
-answers `/v1/chat/completions` and `/v1/models`, and records every request so tests can
-assert what was sent, how many calls arrived and how many were in flight at once.
+answers `/v1/chat/completions` and `/v1/models` (and Ollama's native `/api/chat` and
+`/api/generate`, one choice each, see `test_server_ollama`), and records every request so tests
+can assert what was sent, how many calls arrived and how many were in flight at once.
 
 Faults, per server (`server.script(...)`, consumed one per request) or per request (header
 `x-test-fault`): "ok", "429[:retry_after]", any other status "NNN", "hang[:seconds]",
@@ -40,6 +41,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.llm.server_refusals import refusal
+from agent.llm.test_server_ollama import OLLAMA_ROUTES, to_ollama, to_openai
 
 Policy = Callable[[dict[str, Any]], str]
 FAULT_HEADER = "x-test-fault"
@@ -253,6 +255,8 @@ class LLMTestServer:
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        for route in OLLAMA_ROUTES:
+            app.router.add_post(route, self._chat)
         app.router.add_get("/_stats", self._stats)
         self._runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.2
@@ -300,6 +304,17 @@ class LLMTestServer:
             body = await request.json()
         except ValueError:
             return _error(400, "request body is not JSON", "invalid_request_error")
+        ollama = OLLAMA_ROUTES.get(request.path)
+        if ollama is None:
+            return await self._respond(request, body, stats)
+        response = await self._respond(request, to_openai(body), stats)
+        if response.status != 200 or not isinstance(response, web.Response):
+            return response
+        return web.json_response(to_ollama(ollama, json.loads(response.text or "{}")))
+
+    async def _respond(
+        self, request: web.Request, body: dict[str, Any], stats: Stats
+    ) -> web.StreamResponse:
         if self.knobs.record:
             stats.bodies.append(body)
             stats.headers.append({k.lower(): v for k, v in request.headers.items()})

@@ -5,19 +5,27 @@ killed and rerun keeps to the same budget; its rounds carry on where it stopped
 (`agent.loop.resume`). A job with a holder name holds the project's run lock throughout
 (`agent.loop.runlock`). Each round ends with a retrain and a fresh accuracy estimate in the
 store; the job ends with the classifier's final pass.
+
+`run_job` is synchronous (a CLI, a script); `await arun_job(...)` runs the same job from async
+code (a notebook, an async service) without blocking the event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agent.errors import BudgetExceededError
 from agent.loop.final import final_audit, final_pass
+from agent.loop.llm_setup import build_labeller, ensure_backend
 from agent.loop.record import HumanLabel, human_label_count, record_human_labels
 from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
-from agent.loop.rounds import RoundStats, refresh_queue, run_round
+from agent.loop.rounds import RoundStats, refresh_queue, retryable_failures, run_round
 from agent.loop.runlock import RunLock
 from agent.loop.state import LoopState
 from agent.loop.target import CONFIRMED, check_target, confirmed_stop
@@ -58,6 +66,18 @@ class JobReport:
 Progress = Callable[[str, dict[str, Any]], None]
 
 
+def _warn_unmeasured(state: LoopState) -> None:
+    """A labeller without a backend on the state: its answers are asked and stored, but the
+    routing treats the state as having no LLM (zero-shot votes), so say so."""
+    warnings.warn(
+        "run_job got a labeller but the state has no LLM backend, so routing and trust use "
+        "the zero-shot member instead of the LLM's answers; set state.backend = "
+        "labeller.backend (or pass no labeller and let the job build the configured LLM).",
+        UserWarning,
+        stacklevel=4,
+    )
+
+
 def paid_llm_calls(state: LoopState) -> int:
     return int(state.store.cache_totals()["calls"])
 
@@ -75,11 +95,73 @@ def run_job(
 ) -> JobReport:
     """Rounds of select -> pre-label -> route -> human answers -> retrain, then the final pass.
 
+    Without a `labeller` the job asks the state's LLM: its backend, else the model of its
+    config (`llm.model`), built here; with neither, the zero-shot member stands in for it.
     With a `holder` name the job holds the project's run lock from start to end (a live
     holder's lock is refused with a StoreError; `force` takes it over), closes rounds a killed
     run left open and claims items for the LLM under that name. A rerun of an unfinished plan
     (the same limits) does only its remaining rounds, unless `fresh`.
+
+    Called inside a running event loop (a notebook cell, async code), the job runs in a worker
+    thread, because the LLM calls run an event loop of their own; the caller still waits for
+    it (`await arun_job(...)` does not block the loop).
     """
+    job = partial(
+        _run_job, state, limits, labeller, oracle, on_event, holder=holder, force=force,
+        fresh=fresh,
+    )
+    if not _loop_running():
+        return job()
+    with ThreadPoolExecutor(1, thread_name_prefix="labelagent-job") as worker:
+        return worker.submit(job).result()
+
+
+async def arun_job(
+    state: LoopState,
+    limits: JobLimits,
+    labeller: Labeller | None = None,
+    oracle: Oracle | None = None,
+    on_event: Progress | None = None,
+    *,
+    holder: str | None = None,
+    force: bool = False,
+    fresh: bool = False,
+) -> JobReport:
+    """`run_job` for async code: the job runs in a worker thread (its LLM calls on that
+    thread's own event loop) while the caller's loop stays free. `oracle` and `on_event` are
+    called from that thread. Cancelling the await does not stop the thread: the job finishes
+    (or stops at its limits) on its own."""
+    return await asyncio.to_thread(
+        _run_job, state, limits, labeller, oracle, on_event,
+        holder=holder, force=force, fresh=fresh,
+    )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _run_job(
+    state: LoopState,
+    limits: JobLimits,
+    labeller: Labeller | None,
+    oracle: Oracle | None,
+    on_event: Progress | None,
+    *,
+    holder: str | None,
+    force: bool,
+    fresh: bool,
+) -> JobReport:
+    """The job on the calling thread (see `run_job`)."""
+    if labeller is None:  # the state's own LLM, built from its config if need be
+        ensure_backend(state)
+        labeller = build_labeller(state)
+    elif state.backend is None:
+        _warn_unmeasured(state)
     notify = on_event or (lambda _kind, _data: None)
     if holder is not None:
         state.holder = holder
@@ -164,7 +246,11 @@ def _stop_reason(
     target = limits.target_accuracy
     if target is not None and (stop := confirmed_stop(state, target)):
         return stop
-    if state.candidates().size == 0 and not _answerable(state, limits, oracle):
+    if (
+        state.candidates().size == 0
+        and not _answerable(state, limits, oracle)
+        and not (labeller is not None and retryable_failures(state))  # a round retries them
+    ):
         return "every item is labelled or waiting for review"
     return ""
 

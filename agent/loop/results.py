@@ -13,7 +13,7 @@ pipeline read the same columns (documented in the README's "Export columns"):
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -49,21 +49,27 @@ FLOAT_COLUMNS = ("final_confidence", "confidence", "llm_confidence", "classifier
 INT_COLUMNS = ("round",)
 
 
-def result_records(store: ProjectStore) -> Iterator[dict[str, Any]]:
-    """Every item's record (see the module docstring), in input order."""
+def result_records(
+    store: ProjectStore, guesses: Mapping[int, QueueView] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every item's record (see the module docstring), in input order. `guesses` (item key
+    -> a pending view with a suggestion) stand in for the queue rows of items never queued:
+    a library session's best guesses before any job ran; they leave `queue_reason` empty."""
     labels = current_labels(store)
     queue = store.queue_views()
+    guesses = guesses or {}
     llm_votes = store.latest_votes(Source.LLM.value)
     model_votes = store.latest_votes(Source.MODEL.value)
     for batch in store.iter_items():
         for item in batch:
             label, queued = labels.get(item.key), queue.get(item.key)
+            view = queued if queued is not None else guesses.get(item.key)
             record: dict[str, Any] = dict.fromkeys(COLUMNS, None)
             record.update(id=item.id, text=item.text)
-            _add_answer(record, label, queued)
+            _add_answer(record, label, view)
             _add_label(record, label)
             _add_llm(record, llm_votes.get(item.key))
-            _add_classifier(record, label, queued, model_votes.get(item.key))
+            _add_classifier(record, label, view, model_votes.get(item.key))
             record["queue_reason"] = queued.reason if queued is not None else None
             yield record
 

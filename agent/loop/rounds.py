@@ -3,18 +3,26 @@
 Votes are written before anything acts on them, so a killed round leaves evidence, not
 half-made decisions: its selected items are simply candidates again next time, and their LLM
 replies come back from the cache for free.
+
+An item whose LLM call failed after its retries gets no vote: its failure is logged in the
+store, it is routed as if the LLM had not answered (the classifier and people cover it), and
+the first round of the next run asks the LLM again about every such item still waiting for
+review, refreshing its queue entry with the answer.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent.labeller.outcomes import call_failed
 from agent.loop.entries import llm_view, queue_entries
+from agent.loop.resume import PLAN_KEY
 from agent.loop.state import LoopState
 from agent.routing.priority import AUDIT_BONUS, AUDIT_REASONS, DENSITY_POWER, review_priority
 from agent.routing.route import REASONS, Route, RoutingResult, route
@@ -27,6 +35,7 @@ if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller
 
 REFRESH_CHUNK = 500  # queue rows per transaction when re-scoring the queue
+PROCESS_START = time.time()  # without a run plan, failures logged before this are a past run's
 
 
 @dataclass
@@ -42,6 +51,8 @@ class RoundStats:
     reasons: dict[str, int] = field(default_factory=dict)
     thresholds: dict[str, Any] = field(default_factory=dict)
     llm_note: str = ""  # what audits say of the LLM, and whether it was asked this round
+    llm_failed: int = 0  # items whose LLM call failed after its retries (asked again next run)
+    llm_retried: int = 0  # items of an earlier run's failed calls asked again this round
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -60,6 +71,8 @@ def run_round(
     With an LLM configured but `labeller` None (audits show it adds nothing), the items go to
     people as 'llm_off', ordered by the classifier alone."""
     stats = RoundStats(round_no)
+    stats.llm_retried, stats.llm_failed = retry_failed_items(state, labeller, round_no)
+    stats.llm_calls = stats.llm_retried - stats.llm_failed
     positions = state.select_positions(n)
     if positions.size == 0:
         return stats
@@ -68,14 +81,18 @@ def run_round(
     llm_label, llm_conf = _vote_arrays(state, decisions, len(items))
     thresholds = current_thresholds(state)
     result = _route(state, positions, llm_label, llm_conf, thresholds, round_no)
+    failed = np.zeros(len(items), dtype=np.bool_)
     if decisions is not None:
-        _mark_llm_audits(state, result, round_no)
+        failed[:] = [call_failed(d) for d in decisions]
+        _mark_llm_audits(state, result, round_no, np.logical_not(failed))
     elif state.labeller_mode == "llm":
         result.reason[:] = REASONS.index("llm_off")
     _record_model_votes(state, items, positions, result, round_no)
     _apply(state, items, positions, result, decisions, llm_label, round_no, labeller)
     stats.selected = len(items)
-    stats.llm_calls = 0 if decisions is None else sum(not d.cached for d in decisions)
+    fresh = 0 if decisions is None else sum(not d.cached for d in decisions)
+    stats.llm_calls += fresh - int(failed.sum())
+    stats.llm_failed += int(failed.sum())
     stats.auto_accepted = int(np.sum(result.route == Route.AUTO_ACCEPT))
     stats.audits = int(np.sum(result.route == Route.AUDIT))
     stats.queued = stats.selected - stats.auto_accepted
@@ -106,17 +123,63 @@ def _prelabel(
     unvoted = [item.key for item in items if item.key not in earlier]
     claimed = set(state.store.claim_for_llm(unvoted, state.holder)) if unvoted else set()
     fresh = [j for j, item in enumerate(items) if item.key in claimed]
-    asked = (
-        labeller.label_items_sync(
-            [items[j] for j in fresh], state.few_shot_examples(positions[fresh])
-        )
-        if fresh
-        else []
-    )
-    state.store.add_annotations([_llm_vote(items[j], d, round_no) for j, d in zip(fresh, asked)])
+    asked = _ask(state, labeller, [items[j] for j in fresh], positions[fresh], round_no)
     answers = dict(zip(fresh, asked))
     earlier |= answers_of_others(state.store, sorted(set(unvoted) - claimed), vote_decision)
     return [answers[j] if j in answers else earlier[item.key] for j, item in enumerate(items)]
+
+
+def _ask(
+    state: LoopState,
+    labeller: Labeller,
+    items: list[Item],
+    positions: np.ndarray,
+    round_no: int,
+) -> list[LabelDecision]:
+    """Ask the LLM about claimed items; store the answers as votes and log the failed calls
+    (no vote: the item counts as not asked, and the next run asks again)."""
+    if not items:
+        return []
+    asked = labeller.label_items_sync(items, state.few_shot_examples(positions))
+    votes = [_llm_vote(item, d, round_no) for item, d in zip(items, asked) if not call_failed(d)]
+    state.store.add_annotations(votes)
+    failures = {item.key: d.rationale for item, d in zip(items, asked) if call_failed(d)}
+    state.store.record_llm_failures(failures, model=labeller.backend.model, round_no=round_no)
+    return asked
+
+
+def retry_failed_items(
+    state: LoopState, labeller: Labeller | None, round_no: int
+) -> tuple[int, int]:
+    """Ask the LLM again about items whose call failed in an earlier run and that still wait
+    for review; their queue entries get the answer. Returns (items asked, calls failed again).
+
+    Only failures logged before this run began are retried, so a run asks each at most once."""
+    if labeller is None:
+        return 0, 0
+    keys = retryable_failures(state)
+    claimed = state.store.claim_for_llm(keys, state.holder) if keys else []
+    if not claimed:
+        return 0, 0
+    positions = state.pool.positions(claimed)
+    asked = _ask(state, labeller, [state.pool.items[i] for i in positions], positions, round_no)
+    refresh_queue(state, claimed)
+    return len(asked), sum(call_failed(d) for d in asked)
+
+
+def retryable_failures(state: LoopState) -> list[int]:
+    """Keys of items still waiting for review whose LLM call failed before this run began."""
+    failed = state.store.failed_llm_items(before=_run_started(state))
+    if not failed:
+        return []
+    return [e.item_key for e in state.store.pending() if e.item_key in failed]
+
+
+def _run_started(state: LoopState) -> float:
+    """When the running job began (its plan's start), else when this process did."""
+    plan = state.store.get_meta(PLAN_KEY)
+    started = plan.get("started_at") if isinstance(plan, dict) else None
+    return float(started) if isinstance(started, int | float) else PROCESS_START
 
 
 def _earlier_votes(state: LoopState, items: list[Item]) -> dict[int, LabelDecision]:
@@ -189,9 +252,12 @@ def _route(
     )
 
 
-def _mark_llm_audits(state: LoopState, result: RoutingResult, round_no: int) -> None:
+def _mark_llm_audits(
+    state: LoopState, result: RoutingResult, round_no: int, answered: np.ndarray
+) -> None:
     """Send a uniform random share of the LLM-labelled items to people as 'llm_audit': until
-    `trust_audits` are in (answered or waiting) as many as are missing, then a small rate."""
+    `trust_audits` are in (answered or waiting) as many as are missing, then a small rate.
+    Items whose call failed (`answered` False) have no LLM label to audit."""
     routing = state.config.routing
     waiting = sum(e.reason == LLM_AUDIT for e in state.store.pending())
     missing = routing.trust_audits - state.trust().checked - waiting
@@ -201,6 +267,7 @@ def _mark_llm_audits(state: LoopState, result: RoutingResult, round_no: int) -> 
         chosen = rng.choice(n, size=min(missing, n), replace=False)
     else:
         chosen = np.flatnonzero(rng.random(n) < routing.llm_audit_rate)
+    chosen = chosen[answered[chosen]]
     result.route[chosen] = Route.AUDIT
     result.reason[chosen] = REASONS.index(LLM_AUDIT)
 
@@ -303,9 +370,13 @@ def _reviews_needed(state: LoopState, item: Item) -> int:
     return 2 if draw < rate else 1
 
 
-def refresh_queue(state: LoopState) -> int:
-    """Re-score pending review items with the current classifier: new suggestions, priorities."""
+def refresh_queue(state: LoopState, keys: Sequence[int] | None = None) -> int:
+    """Re-score pending review items (of `keys`, else all) with the current classifier and
+    the latest LLM votes: new suggestions, priorities."""
     pending = state.store.pending()
+    if keys is not None:
+        wanted = set(keys)
+        pending = [e for e in pending if e.item_key in wanted]
     if not pending:
         return 0
     keys = [e.item_key for e in pending]

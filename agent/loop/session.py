@@ -1,12 +1,18 @@
 """`LabelingSession`: the loop's state plus the verbs a pipeline (or the review TUI) calls.
 
 In the spirit of small-text's `query()` / `update()` pair: ask what is worth a look, give
-answers, retrain, read predictions. Rounds, the final pass and the batch job work on the
+answers, retrain, read the results. Rounds, the final pass and the batch job work on the
 state underneath (`LoopState`), never on the session.
+
+The session's LLM is the model of its config (`llm.model`) or the `llm=` argument (a model
+string, or any ChatBackend); the batch job (`run_job`) builds and asks it. `results()` and
+`predictions()` read the same answers the export writes (`agent.loop.results`).
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,13 +20,20 @@ from typing import Any
 import numpy as np
 
 from agent.config import ProjectConfig
+from agent.embed import Embedder
 from agent.errors import InputError
+from agent.llm.protocol import ChatBackend
+from agent.loop.entries import llm_view, suggestion
+from agent.loop.llm_setup import with_model
 from agent.loop.record import HumanLabel, record_human_labels
-from agent.loop.rounds import refresh_queue
+from agent.loop.results import result_records
+from agent.loop.rounds import refresh_queue, vote_decision
 from agent.loop.state import LoopState, Scores
 from agent.routing.accuracy import store_estimate
+from agent.routing.sources import current_labels
+from agent.store.protocol import ProjectStore
 from agent.store.sqlite import Store
-from agent.types import NO_LABEL, Item, LabelSet
+from agent.types import NO_LABEL, Item, LabelSet, QueueView, Source
 
 __all__ = ["LabelingSession", "Scores"]
 
@@ -29,8 +42,32 @@ class LabelingSession(LoopState):
     """Active labelling over one store; see the module docstring."""
 
     # ---- construction --------------------------------------------------------------------
+    def __init__(
+        self,
+        store: ProjectStore,
+        config: ProjectConfig | None = None,
+        embedder: Embedder | None = None,
+        backend: ChatBackend | None = None,
+        progress: bool = False,
+        *,
+        llm: str | ChatBackend | None = None,
+    ) -> None:
+        """`llm`: a model name (as `llm.model`; 'none' switches the configured LLM off) or a
+        ChatBackend; None keeps the config's model. The LLM is built when a job first needs
+        it, so opening a project to read or review it needs no API key."""
+        config = config or ProjectConfig()
+        if isinstance(llm, str):
+            config = with_model(config, llm)
+        elif llm is not None:
+            backend = llm
+        super().__init__(store, config, embedder, backend, progress)
+        self._warned: set[str] = set()
+
     @classmethod
-    def open(cls, folder: Path, **kwargs: Any) -> LabelingSession:
+    def open(cls, folder: str | os.PathLike[str], **kwargs: Any) -> LabelingSession:
+        """The session over a project folder (`labelagent init` made it); its config comes
+        from the folder's labelagent.json unless `config=` is given."""
+        folder = Path(folder)
         config = kwargs.pop("config", None) or ProjectConfig.load(folder)
         return cls(Store.open(folder), config, **kwargs)
 
@@ -57,6 +94,10 @@ class LabelingSession(LoopState):
     # ---- library verbs -------------------------------------------------------------------
     def query(self, n: int | None = None, strategy: str | None = None) -> list[Item]:
         """The n items most worth a look now (active selection over the candidates)."""
+        self._warn_llm_unused(
+            "query", "query() ranks items by the classifier alone and never calls the LLM "
+            "configured ({model}); run_job or arun_job pre-label with it.",
+        )
         positions = self.select_positions(n or self.config.batch_size, strategy)
         return [self.pool.items[i] for i in positions]
 
@@ -76,15 +117,88 @@ class LabelingSession(LoopState):
         self.reload_labels()
         return len(stored)
 
+    def results(self) -> list[dict[str, Any]]:
+        """One dict per item, in input order, with the export's columns (`COLUMNS` of
+        `agent.loop.results`): `id` is yours, labels are names, `final_label` is the answer
+        the project stands behind and `label_status` says whose (human, auto, suggested,
+        none). Items the project has no answer for yet (unlabelled, never queued: no job ran)
+        get the session's best guess as `suggested`, as the job's final pass would queue it;
+        every other row is exactly the export's. `pandas.DataFrame(session.results())` makes
+        a table."""
+        self._warn_if_llm_never_asked("results")
+        return self._records()
+
     def predictions(self) -> tuple[np.ndarray, np.ndarray]:
-        """Best label index (n,) and its probability (n,): the current label, else the model's."""
-        probs = self.scores.probs
-        best = probs.argmax(axis=1)
-        conf = probs.max(axis=1)
-        labelled = self.pool.labels != NO_LABEL
-        best[labelled] = self.pool.labels[labelled]
-        conf[labelled] = 1.0
-        return best, conf
+        """Label names (n,) (object array; None where no label fits) and P(right) (n,) (NaN
+        where unknown), in input order: the `final_label` and `final_confidence` of
+        `results()`, scikit-learn style. (Earlier versions gave label indices and the
+        classifier's own probability, which ignored the LLM.)"""
+        self._warn_if_llm_never_asked("predictions")
+        records = self._records()
+        names = np.array([r["final_label"] for r in records], dtype=object)
+        conf = np.array(
+            [np.nan if r["final_confidence"] is None else r["final_confidence"] for r in records],
+            dtype=np.float64,
+        )
+        return names, conf
+
+    def _records(self) -> list[dict[str, Any]]:
+        """The export's records, with best guesses where the project has no answer yet."""
+        return list(result_records(self.store, self._guess_views(self._unanswered())))
+
+    def _unanswered(self) -> list[int]:
+        """Keys of the items with no label and no queue row, read from the store: after a job
+        there are none, and results() then needs neither embeddings nor a retrain."""
+        labelled = current_labels(self.store)
+        queued = set(self.store.queued_keys())
+        return [
+            item.key for batch in self.store.iter_items() for item in batch
+            if item.key not in labelled and item.key not in queued
+        ]
+
+    def _guess_views(self, keys: list[int]) -> dict[int, QueueView]:
+        """Item key -> a pending view carrying the session's best guess, for `keys`; built by
+        the same `suggestion` the review queue stores, from the numbers the final pass uses."""
+        if not keys:
+            return {}
+        self.reload_labels()
+        positions = self.pool.positions(keys)
+        best, p_right = self.best_guess(), self.p_right()
+        votes = self.store.latest_votes(Source.LLM.value, keys)
+        return {
+            key: QueueView(key, "", "pending", suggestion(
+                self, int(i), llm_view(vote_decision(votes[key]) if key in votes else None),
+                int(best[i]), float(1.0 - p_right[i]),
+            ))
+            for key, i in zip(keys, positions)
+        }
+
+    # ---- warnings when a configured LLM is not used -------------------------------------
+    def _llm_configured(self) -> str | None:
+        """The configured model's name, or None without an LLM."""
+        if self.backend is not None:
+            return self.backend.model
+        return self.config.llm.model
+
+    def _warn_llm_unused(self, verb: str, message: str, stacklevel: int = 3) -> None:
+        """Warn once per verb and session that an LLM is configured but this call skips it
+        (`stacklevel` points the warning at the user's line)."""
+        model = self._llm_configured()
+        if model is None or verb in self._warned:
+            return
+        self._warned.add(verb)
+        warnings.warn(message.format(model=model), UserWarning, stacklevel=stacklevel)
+
+    def _warn_if_llm_never_asked(self, verb: str) -> None:
+        if verb in self._warned or self._llm_configured() is None:
+            return
+        if self.store.latest_votes(Source.LLM.value):
+            return
+        self._warn_llm_unused(
+            verb, f"{verb}() answers without the LLM configured ({{model}}): it has not "
+            "labelled any item yet; run_job or arun_job pre-label with it.",
+            stacklevel=4,
+        )
 
     # ---- services for the review TUI -----------------------------------------------------
     def refresh(self) -> None:
@@ -106,3 +220,4 @@ class LabelingSession(LoopState):
             (pool.items[i].text, self.label_set.names[pool.labels[i]], float(sim))
             for i, sim in zip(labelled[order], sims[order])
         ]
+

@@ -10,7 +10,7 @@ open store. Every implementation passes the contract suite in `tests/store_contr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -159,6 +159,15 @@ class ProjectStore(Protocol):
         """Give `operator`'s lease back; `demote` puts the item behind every pending one."""
         ...
 
+    def skip(self, item_key: int, operator: str) -> None:
+        """Give `operator`'s lease back and put the item behind every item `operator` has not
+        skipped, for that operator only, until they answer it (kept across sessions)."""
+        ...
+
+    def skipped(self, operator: str) -> list[int]:
+        """Pending items `operator` skipped and has not answered, oldest skip first."""
+        ...
+
     def reopen(
         self, item_key: int, operator: str | None = None, lease_seconds: float = 600
     ) -> None:
@@ -288,4 +297,22 @@ class ProjectStore(Protocol):
         """Claim items for an LLM call in one transaction that checks them: the keys claimed,
         in the order given, leaving out items with a standing LLM vote and items that another
         live holder claimed (less than `ttl_s` ago); this holder's own claims count as free."""
+        ...
+
+    # ---- failed LLM calls ----------------------------------------------------------------
+    def record_llm_failures(
+        self, errors: Mapping[int, str], *, model: str = "", round_no: int = 0
+    ) -> None:
+        """Log item key -> one-line error for LLM calls that failed after their retries (the
+        items get no vote; the next run asks them again), in one transaction."""
+        ...
+
+    def failed_llm_items(self, before: float | None = None) -> dict[int, str]:
+        """Item key -> error of its latest failure, for items whose latest LLM attempt failed
+        and that have no LLM vote since; with `before` (a time.time()), only failures written
+        before then."""
+        ...
+
+    def count_failed_llm_items(self) -> int:
+        """Items whose latest LLM attempt failed and that have no LLM vote since."""
         ...

@@ -56,7 +56,7 @@ class QueueOps:
         """Claim up to n pending items (most valuable first) for `operator`, atomically."""
         now = time.time()
         with self._tx() as conn:
-            rows = conn.execute(_LEASABLE_SQL, (now, operator, operator, n)).fetchall()
+            rows = conn.execute(_LEASABLE_SQL, (operator, now, operator, operator, n)).fetchall()
             conn.executemany(
                 "UPDATE queue SET lease_owner = ?, lease_expires = ? WHERE item_key = ?",
                 [(operator, now + lease_seconds, r[0]) for r in rows],
@@ -90,6 +90,30 @@ class QueueOps:
                 " WHERE item_key = ? AND lease_owner = ?",
                 (demote, floor, item_key, operator),
             )
+
+    def skip(self, item_key: int, operator: str) -> None:
+        """Free `operator`'s lease and send the item behind every item they have not skipped
+        (theirs only: a skip says nothing about the item's value to anyone else). A row, not
+        a priority, so that queue refreshes, which rewrite priorities, keep it."""
+        with self._tx() as conn:
+            conn.execute(
+                "UPDATE queue SET lease_owner = NULL, lease_expires = NULL"
+                " WHERE item_key = ? AND lease_owner = ?",
+                (item_key, operator),
+            )
+            conn.execute(
+                "INSERT INTO queue_skips(item_key, operator, skipped_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(item_key, operator) DO UPDATE SET skipped_at = excluded.skipped_at",
+                (item_key, operator, time.time()),
+            )
+
+    def skipped(self, operator: str) -> list[int]:
+        rows = self._read(
+            "SELECT s.item_key FROM queue_skips s JOIN queue q ON q.item_key = s.item_key"
+            " WHERE s.operator = ? AND q.state = 'pending' ORDER BY s.skipped_at, s.item_key",
+            (operator,),
+        )
+        return [r[0] for r in rows]
 
     def release_operator(self, operator: str) -> int:
         """Give back every lease `operator` holds (an earlier session of theirs that died);
@@ -139,16 +163,18 @@ class QueueOps:
         return {r[0]: QueueView(r[0], r[1], r[2], json.loads(r[3])) for r in rows}
 
 
-# Pending, not leased by someone else (or their lease ran out), not yet reviewed by this operator.
+# Pending, not leased by someone else (or their lease ran out), not yet reviewed by this operator;
+# the items this operator skipped last (oldest skip first), the rest by priority.
 _LEASABLE_SQL = """
 SELECT q.item_key, q.reason, q.priority, q.round, q.suggestion, q.reviews_needed FROM queue q
+LEFT JOIN queue_skips s ON s.item_key = q.item_key AND s.operator = ?
 WHERE q.state = 'pending'
   AND (q.lease_owner IS NULL OR q.lease_expires < ? OR q.lease_owner = ?)
   AND NOT EXISTS (SELECT 1 FROM annotations a INDEXED BY annotations_item
                   WHERE a.item_key = q.item_key AND a.kind = 'label'
                   AND a.source = 'human' AND a.actor = ?
                   AND a.id NOT IN (SELECT target FROM annotations WHERE kind = 'retract'))
-ORDER BY q.priority DESC, q.item_key LIMIT ?
+ORDER BY s.skipped_at IS NOT NULL, s.skipped_at, q.priority DESC, q.item_key LIMIT ?
 """
 
 
@@ -159,6 +185,10 @@ def complete_review(conn: sqlite3.Connection, item_key: int, operator: str | Non
     out (an expired lease, or none, lets anyone complete it)."""
     if operator is not None:
         _check_lease(conn, item_key, operator)
+        # answered: the skip has done its job (an undo must not send the item back again)
+        conn.execute(
+            "DELETE FROM queue_skips WHERE item_key = ? AND operator = ?", (item_key, operator)
+        )
     conn.execute(
         "UPDATE queue SET reviews_done = reviews_done + 1, lease_owner = NULL,"
         " lease_expires = NULL, state = CASE WHEN reviews_done + 1 >= reviews_needed"

@@ -98,6 +98,31 @@ MIGRATIONS: list[str] = [
         claimed_at REAL NOT NULL
     );
     """,
+    # 3: skips per operator, so a skipped item stays at the back of that operator's queue
+    # across sessions and queue refreshes (which rewrite priorities).
+    """
+    CREATE TABLE queue_skips (
+        item_key INTEGER NOT NULL REFERENCES items(key),
+        operator TEXT NOT NULL,
+        skipped_at REAL NOT NULL,
+        PRIMARY KEY (item_key, operator)
+    ) WITHOUT ROWID;
+    """,
+    # 4: LLM calls that failed after their retries, per item (an append-only log). An item
+    # counts as failed while no LLM vote is newer than its latest failure (`watermark`: the
+    # newest annotation id when the failure was written); the next run asks it again.
+    """
+    CREATE TABLE llm_failures (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_key INTEGER NOT NULL REFERENCES items(key),
+        model TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL,
+        round INTEGER NOT NULL DEFAULT 0,
+        watermark INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX llm_failures_item ON llm_failures(item_key, id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

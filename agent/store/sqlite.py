@@ -2,9 +2,10 @@
 
 Items, the label set, meta, rounds and human decisions here; append-only annotations in
 `annotations.py`, the review queue with leases in `queue.py`, the LLM and embedding caches in
-`caches.py`, the run lock and LLM claims in `locks.py`, what a project file must be in
-`files.py`. Every write is one transaction, so a crash or kill at any moment leaves either
-all of it or none of it. `Store` implements `ProjectStore` (`protocol.py`).
+`caches.py`, the run lock and LLM claims in `locks.py`, failed LLM calls in `failures.py`,
+what a project file must be in `files.py`. Every write is one transaction, so a crash or kill
+at any moment leaves either all of it or none of it. `Store` implements `ProjectStore`
+(`protocol.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agent.errors import InputError, StoreError
 from agent.store.annotations import IN_CHUNK, AnnotationOps, insert_annotations
 from agent.store.caches import CacheOps, chunks
+from agent.store.failures import FailureOps
 from agent.store.files import (
     NEEDS_WRITE,
     check_project_file,
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
 DB_FILE = "project.sqlite"
 
 
-class Store(AnnotationOps, QueueOps, CacheOps, LockOps):
+class Store(AnnotationOps, QueueOps, CacheOps, LockOps, FailureOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
     def __init__(

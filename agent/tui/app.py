@@ -26,6 +26,8 @@ from agent.store.protocol import ProjectStore
 from agent.store.sqlite import Store
 from agent.tui.controller import Card, ReviewController, ReviewServices
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog
+from agent.tui.summary import summary_line
+from agent.tui.texts import undo_message
 from agent.tui.widgets import CandidateList, CardView, NeighboursView, StatsBar
 
 NEIGHBOURS_K = 5
@@ -153,7 +155,15 @@ class ReviewApp(App[None]):
         self._act(self.controller.skip, "")
 
     def action_undo(self) -> None:
-        self._act(self.controller.undo, "Nothing to undo.", needs_card=False)
+        self._act(self._undo, "Nothing to undo.", needs_card=False)
+
+    def _undo(self) -> Card | None:
+        """Undo, and say what was undone (the card shows it too, until decided again)."""
+        card = self.controller.undo()
+        undone = self.controller.undone
+        if card is not None and undone is not None:
+            self.notify(undo_message(undone.label, card.key, card.best), title="Undo")
+        return card
 
     def on_candidate_list_chosen(self, message: CandidateList.Chosen) -> None:
         self.action_pick(message.number)
@@ -257,8 +267,10 @@ def main(argv: list[str] | None = None) -> None:
     app = ReviewApp(store, ProjectConfig.load(args.project), args.operator)
     try:
         app.run()
-    finally:
         app.controller.close()  # idempotent: also when the app ended another way
+        print(summary_line(app.controller.summary()))
+    finally:
+        app.controller.close()
         store.close()
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,11 +23,12 @@ from agent.config import ProjectConfig
 from agent.errors import LeaseError
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.store.protocol import ProjectStore
+from agent.tui.cards import Card, make_card
 from agent.tui.pace import Pace
+from agent.tui.summary import SessionSummary, Tally
 from agent.tui.writer import StoreWriter
-from agent.types import Item, Kind, LabelSet, QueueEntry, Source
+from agent.types import Kind, Source
 
-MAX_CANDIDATES = 9  # keys 1-9
 SAVE_WAIT_S = 2.0  # a keypress waits this long for its decision to commit, then shows "saving"
 REFUSED = -1  # the annotation id of a decision the store refused (another operator's lease)
 
@@ -48,60 +49,6 @@ class ReviewServices(Protocol):
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A label the operator can pick by number, with the machines' support for it."""
-
-    label: str
-    llm_confidence: float | None  # set when this is the LLM's label
-    probability: float | None  # set when the classifier ranks it in its top 3
-    suggested: bool  # the `best` suggestion that Enter accepts
-
-
-def candidates(
-    suggestion: Mapping[str, Any], labels: LabelSet, limit: int = MAX_CANDIDATES
-) -> tuple[Candidate, ...]:
-    """Best suggestion, then the LLM's label, then the classifier's top labels; known, unique."""
-    llm = suggestion.get("llm") or {}
-    llm_label = llm.get("label")
-    probs = {str(name): float(p) for name, p in suggestion.get("classifier") or []}
-    best = suggestion.get("best")
-    order: list[str] = []
-    for name in (best, llm_label, *probs):
-        if name and name in labels and name not in order:
-            order.append(name)
-    return tuple(
-        Candidate(
-            name,
-            float(llm.get("confidence", 0.0)) if name == llm_label else None,
-            probs.get(name),
-            name == best,
-        )
-        for name in order[:limit]
-    )
-
-
-@dataclass
-class Card:
-    """One leased queue entry with its item, as shown to the operator."""
-
-    entry: QueueEntry
-    item: Item
-    candidates: tuple[Candidate, ...]
-    note: str = ""
-    shown_at: float = 0.0  # controller clock when it became the current card
-    leased_at: float = 0.0  # controller clock of the last lease or renewal
-
-    @property
-    def key(self) -> int:
-        return self.entry.item_key
-
-    @property
-    def best(self) -> str | None:
-        best = self.entry.suggestion.get("best")
-        return str(best) if best else None
-
-
-@dataclass(frozen=True)
 class Decision:
     """A human label (None = ambiguous / none fits) on its way to the store."""
 
@@ -109,6 +56,7 @@ class Decision:
     label: str | None
     duration_ms: int
     saved: Future[int]  # resolves to the annotation id once committed (REFUSED: not saved)
+    note: str = ""
 
     @property
     def annotation_id(self) -> int:
@@ -158,6 +106,10 @@ class ReviewController:
         self._exhausted = False
         self._started = False
         self._done = self._agreed = self._suggested = 0
+        self.tally = Tally()  # what this session saved, for the summary at quit
+        self.refused = 0
+        self.undone: Decision | None = None  # the decision the latest undo took back
+        self._late: list[Decision] = []
         self._remaining = 0
         self._since_refresh = 0
         self.accuracy: dict[str, float] | None = None
@@ -199,9 +151,8 @@ class ReviewController:
         entries = self.store.lease(self.operator, len(held) + need, self.config.lease_seconds)
         fresh = [e for e in entries if e.item_key not in held]
         items = self.store.items([e.item_key for e in fresh])
-        labels, now = self.store.label_set, self._clock()
-        cards = [Card(e, item, candidates(e.suggestion, labels), leased_at=now)
-                 for e, item in zip(fresh, items)]
+        now = self._clock()
+        cards = [make_card(self.store, e, item, now) for e, item in zip(fresh, items)]
         return cards, len(fresh) < need
 
     def _collect(self, wait: bool) -> None:
@@ -272,13 +223,17 @@ class ReviewController:
         if flag:
             meta["flag"] = flag
         answer = HumanLabel(card.key, label, card.entry.round, duration_ms, meta)
-        decision = Decision(card, label, duration_ms, self._writer.submit(self._save, answer))
+        saving = self._writer.submit(self._save, answer)
+        decision = Decision(card, label, duration_ms, saving, card.note)
         self._saving.append(decision.saved)
         wait([decision.saved], timeout=self.save_wait)  # on disk before the next card shows
         saved = decision.saved
         if not (saved.done() and saved.exception() is None and saved.result() == REFUSED):
             self._undo.append(decision)
             self._count(decision, +1)
+            if not saved.done():
+                self._late.append(decision)  # counted as saved; the store may still refuse it
+        card.earlier = ""  # decided again: the undone answer is history
         self._advance()
         return decision
 
@@ -289,6 +244,7 @@ class ReviewController:
             [annotation_id] = record_human_labels(self.store, [answer], self.operator)
         except LeaseError as exc:
             self._refusals.append(str(exc))
+            self.refused += 1  # one int write on the writer thread; read after close
             return REFUSED
         return annotation_id
 
@@ -307,25 +263,29 @@ class ReviewController:
         return said
 
     def skip(self) -> Card | None:
-        """Give the current card back behind every other pending item and show the next one.
+        """Give the current card back behind every item this operator has not skipped (kept in
+        the store, so it stays there after quitting) and show the next one.
 
         Returns the skipped card (None when there was none).
         """
         skipped = self.current
         if skipped is None:
             return None
-        self._writer.submit(self.store.release, skipped.key, self.operator, True)
+        self._writer.submit(self.store.skip, skipped.key, self.operator)
         self.current = None
         self._advance()
         return skipped
 
     def undo(self) -> Card | None:
-        """Retract the latest decision and show its card again; None when nothing is left to undo.
+        """Retract the latest decision and show its card again, with the answer taken back in
+        `earlier`; None when nothing is left to undo. `undone` keeps that decision (to say it).
 
         The current card waits, still leased, in front of the cards leased ahead.
         """
         while self._undo and self._undo[-1].annotation_id == REFUSED:  # waits for the write
-            self._count(self._undo.pop(), -1)  # never saved: nothing to take back
+            refused = self._undo.pop()
+            self._count(refused, -1)  # never saved: nothing to take back
+            self._late = [d for d in self._late if d is not refused]
         if not self._undo:
             return None
         decision = self._undo.pop()
@@ -334,7 +294,8 @@ class ReviewController:
         self._count(decision, -1)
         if self.current is not None:
             self._ahead.appendleft(self.current)
-        self.current = decision.card
+        self.current, self.undone = decision.card, decision
+        self.current.earlier = "none fits" if decision.label is None else decision.label
         self.current.shown_at = self.current.leased_at = self._clock()
         return self.current
 
@@ -353,6 +314,7 @@ class ReviewController:
 
     def _count(self, decision: Decision, sign: int) -> None:
         self._done += sign
+        self.tally.add(decision.label, decision.note, sign)
         self._remaining -= sign
         self._since_refresh += sign
         if decision.card.best is not None:
@@ -394,6 +356,20 @@ class ReviewController:
         self._ahead.clear()
         self.current = None
         self._writer.close()
+
+    def summary(self) -> SessionSummary:
+        """What this session saved and what is left; reads the store, so call it after `close`
+        and before the store closes."""
+        self.flush()
+        tally = self.tally.copy()
+        for decision in self._late:  # written after its keypress, then refused: not saved
+            if decision.saved.result() == REFUSED:
+                tally.add(decision.label, decision.note, -1)
+        return tally.summary(
+            skipped=len(self.store.skipped(self.operator)),
+            waiting=self.store.queue_size(),
+            refused=self.refused,
+        )
 
     def stats(self) -> ReviewStats:
         """Header figures from counters kept in memory."""

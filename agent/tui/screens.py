@@ -11,12 +11,12 @@ from typing import ClassVar
 from rapidfuzz import fuzz, process, utils
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from agent.tui.widgets import REASONS
+from agent.tui.texts import FIGURES, FINAL_AUDIT_HELP, ORDER_RULE, REASONS
 
 SEARCH_LIMIT = 40  # options shown at once; the list scrolls past what fits
 
@@ -110,28 +110,34 @@ class NoteDialog(ModalScreen[str | None]):
 
 
 HELP_KEYS = [
-    ("Enter", "accept the suggested label (★)"),
+    ("Enter", "accept the ★ (the row's final answer)"),
     ("1-9", "pick the numbered candidate (or click it)"),
     ("/", "search all labels by typing a few letters"),
     ("x", "ambiguous, or no label fits"),
-    ("s", "skip: the item goes to the back of the queue"),
-    ("u", "undo the last decision (press again for earlier ones)"),
+    ("s", "skip: behind everything you have not skipped, also after you quit"),
+    ("u", "undo the last decision, said and shown on its card (again: earlier ones)"),
     ("n", "add a note to this item's decision"),
     ("k", "show or hide the nearest labelled items"),
     ("↑ ↓ PgUp PgDn", "scroll a long text"),
     ("?", "this help"),
-    ("q", "quit; every decision is already saved"),
+    ("q", "quit; every decision is already saved (a summary is printed)"),
 ]
 
 
 def help_text() -> str:
+    """Keys, what every figure on the screen means, why items are here and in what order."""
     keys = "\n".join(f"  [bold]{key:<14}[/] {what}" for key, what in HELP_KEYS)
-    reasons = "\n".join(f"  [bold]{name:<16}[/] {what}" for name, what in REASONS.items())
-    return f"[b]Keys[/b]\n{keys}\n\n[b]Why an item is here[/b]\n{reasons}"
+    figures = "\n".join(f"  [bold]{name:<11}[/] {what}" for name, what in FIGURES)
+    listed = [*REASONS.items(), ("audit (end)", FINAL_AUDIT_HELP)]
+    reasons = "\n".join(f"  [bold]{name:<16}[/] {what}" for name, what in listed)
+    return (f"[b]Keys[/b]\n{keys}\n\n[b]On the screen[/b]\n{figures}\n\n"
+            f"[b]Why an item is here[/b] (LLM: the zero-shot member under --llm none)\n"
+            f"{reasons}\n\n[b]Order[/b]\n  {ORDER_RULE}")
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key and every routing reason; any of Escape, ? or q closes it."""
+    """Every key, figure and routing reason, and the queue's order; ↑↓ scroll; Escape, ? or
+    q closes it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close"),
@@ -140,7 +146,7 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box", classes="dialog"):
+        with VerticalScroll(id="help-box", classes="dialog"):
             yield Static(help_text(), id="help-text")
 
     def action_close(self) -> None:

@@ -8,6 +8,7 @@ keypress never triggers a layout pass.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.text import Text
 from textual import events
@@ -16,28 +17,12 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from agent.tui.controller import Candidate, Card, ReviewStats
+from agent.routing.final_answer import suggestion_source
+from agent.tui.cards import Candidate, Card
+from agent.tui.controller import ReviewStats
 from agent.tui.lines import LinesView, TextPager
 from agent.tui.pace import SLOW_RATIO
-
-REASONS = {
-    "disagree": "LLM and classifier disagree",
-    "llm_unsure": "LLM unsure",
-    "clf_unsure": "classifier unsure",
-    "abstain": "LLM abstained",
-    "committee_split": "classifier committee split",
-    "audit": "random audit of an auto-accepted label",
-    "llm_audit": "random audit of the LLM's label (measures the LLM)",
-    "llm_off": "LLM not asked (audits show it adds nothing here)",
-    "no_evidence": "no machine evidence yet",
-    "cold_start": "cold start: too few labels yet",
-}
-
-
-def describe_reason(reason: str, first_opinion: str = "LLM") -> str:
-    """Why the item was routed to a human, in words; unknown reasons are shown as they are.
-    `first_opinion` names who stood in for the LLM (the zero-shot member under --llm none)."""
-    return REASONS.get(reason, reason).replace("LLM", first_opinion)
+from agent.tui.texts import describe_reason, star_score, star_words
 
 
 def percent(value: float | None) -> str:
@@ -64,14 +49,21 @@ def stats_text(stats: ReviewStats) -> Text:
         (f"{stats.done:,}", "bold"), " done · ", (f"{stats.remaining:,}", "bold"), " left  ",
         (rate, "bold"), "/min  agree ", (percent(stats.agreement), "bold"),
     )
-    acc = stats.accuracy
-    text.append("  est. accuracy ")
-    if acc is None:
-        text.append("–", "bold")
-    else:
-        text.append(percent(acc.get("value")), "bold")
-        text.append(f" [{percent(acc.get('low'))}–{percent(acc.get('high'))}]")
+    text.append("  accuracy ")
+    text.append_text(accuracy_text(stats.accuracy))
     return text
+
+
+def accuracy_text(acc: dict[str, float] | None) -> Text:
+    """`≥80% (est 95%, 12 audits)`: the lower bound first, so it is not taken for more than it
+    is; `unknown` while no audit backs it."""
+    audits = None if acc is None else acc.get("audits")
+    if acc is None or acc.get("low") is None or audits == 0:
+        return Text("unknown", "bold")
+    where = f"est {percent(acc.get('value'))}"
+    if audits is not None:
+        where += f", {int(audits):,} audit{'s' if audits != 1 else ''}"
+    return Text.assemble(("≥" + percent(acc.get("low")), "bold"), f" ({where})")
 
 
 def flags_text(stats: ReviewStats, retraining: bool) -> Text:
@@ -148,43 +140,72 @@ class CandidateList(LinesView):
 
 
 def candidate_text(number: int, candidate: Candidate, label_width: int = 34) -> Text:
-    """`1  card_arrival   ★ suggested  LLM 0.91  clf 0.55`, columns aligned."""
+    """`1  card_arrival   ★ Enter      LLM 0.91  clf 0.55`, columns aligned."""
     llm = "" if candidate.llm_confidence is None else f"LLM {candidate.llm_confidence:.2f}"
     clf = "" if candidate.probability is None else f"clf {candidate.probability:.2f}"
     return Text.assemble(
         (f" {number} ", "bold reverse"), "  ",
         (f"{candidate.label:<{label_width}} ", "bold green" if candidate.suggested else "bold"),
-        ("★ suggested " if candidate.suggested else " " * 12, "green"),
+        ("★ Enter     " if candidate.suggested else " " * 12, "green"),
         f"{llm:<10}{clf}",
     )
 
 
 def llm_rows(card: Card) -> list[Text]:
-    """The LLM's label, confidence and method; its rationale; the session's one-line summary."""
+    """The LLM's label, confidence and method; its rationale; the classifier's top labels; the ★
+    with who proposed it and how sure the project is of it."""
     sugg = card.entry.suggestion
+    return [*_llm_lines(sugg), classifier_line(sugg), star_line(card)]
+
+
+def _llm_lines(sugg: dict[str, Any]) -> list[Text]:
     llm = sugg.get("llm")
     if llm:
         first = Text.assemble(
-            ("LLM  ", "bold"), (str(llm.get("label") or "(abstained)"), "bold cyan"),
+            ("LLM         ", "bold"), (str(llm.get("label") or "(abstained)"), "bold cyan"),
             f"  {float(llm.get('confidence', 0.0)):.2f} ({llm.get('method', '?')})",
         )
-        why = Text(f"     “{llm['rationale']}”" if llm.get("rationale") else "", "italic")
-    else:
-        first, why = Text("LLM  no answer for this item", "dim"), Text()
-    return [first, why, Text(str(sugg.get("detail") or ""), "dim")]
+        why = Text(f"            “{llm['rationale']}”" if llm.get("rationale") else "", "italic")
+        return [first, why]
+    if sugg.get("first_opinion") == "zero-shot":
+        return [Text("LLM         none in this project (--llm none)", "dim"), Text()]
+    return [Text("LLM         no LLM answer on this entry", "dim"), Text()]
+
+
+def classifier_line(sugg: dict[str, Any]) -> Text:
+    """`classifier  pending_transfer 0.08 · cancel_transfer 0.07 · …` (its top three)."""
+    top = sugg.get("classifier") or []
+    text = Text("classifier  ", "bold")
+    if not top:
+        text.append("no scores yet", "dim")
+    for i, (name, p) in enumerate(top):
+        text.append(" · " if i else "")
+        text.append(str(name), "cyan")
+        text.append(f" {float(p):.2f}")
+    return text
+
+
+def star_line(card: Card) -> Text:
+    """`★ cancel_transfer (P right 0.41) — combined guess of LLM and classifier; …`: the score
+    next to the label, so a narrow screen cuts the words, never the figure."""
+    answer = card.answer
+    combined = answer.status == "suggested" and suggestion_source(card.entry.suggestion) == (
+        "combined")
+    words = star_words(answer, card.accepted.actor if card.accepted else "")
+    words = words.replace("LLM", card.entry.suggestion.get("first_opinion", "LLM"))
+    score = star_score(answer)
+    return Text.assemble(
+        ("★ ", "bold green"), (answer.label or "—", "bold green"),
+        f" ({score})" if score else "", " — ", (words, "bold yellow" if combined else ""),
+    )
 
 
 def head_text(card: Card) -> Text:
     """Which item this is and why a human sees it."""
-    p_wrong = float(card.entry.suggestion.get("p_wrong", 0.0))
+    first = card.entry.suggestion.get("first_opinion", "LLM")
     return Text.assemble(
         (f" item {card.key} ", "bold reverse"), f"  id {card.item.id}   routed: ",
-        (
-            describe_reason(
-                card.entry.reason, card.entry.suggestion.get("first_opinion", "LLM")
-            ),
-            "bold yellow",
-        ), f"   p(wrong) {p_wrong:.2f}",
+        (describe_reason(card.entry.reason, first, card.final_audit), "bold yellow"),
     )
 
 
@@ -220,10 +241,14 @@ class CardView(Vertical):
         self.show_note(card)
 
     def show_note(self, card: Card | None) -> None:
-        note = card.note if card is not None else ""
-        self.query_one("#card-note", LinesView).set_rows(
-            [Text.assemble(("note  ", "bold"), note)] if note else []
-        )
+        """The answer an undo took back (until decided again) and the note, on one row."""
+        parts = []
+        if card is not None and card.earlier:
+            parts.append(Text.assemble(("undone  ", "bold"), f"you had answered {card.earlier}"))
+        if card is not None and card.note:
+            parts.append(Text.assemble(("note  ", "bold"), card.note))
+        rows = [Text("   ").join(parts)] if parts else []
+        self.query_one("#card-note", LinesView).set_rows(rows)
 
 
 class NeighboursView(Refreshing):
