@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
+# The dev install takes the fast embedders too (onnx-int8, static), so `make test` covers them.
 $(DEVSTAMP): $(STAMP) pyproject.toml
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,fast]'
 	touch $@
 
 # The local LLM: llama-cpp-python compiles from source once (7-14 min on 2 cores; pip caches

@@ -4,10 +4,13 @@
 (b) ours, cold: `embed_items` through a fresh in-memory Store (hashing, dedupe, length sort,
     chunked cache writes); (c) ours, warm: the same call again, all from the cache;
 (d) ours, cold, on a real on-disk project Store (WAL, fsync per chunk), shown for reference;
-(e) `embed_items` with a table-lookup embedder: the cost of our bookkeeping without the model.
-(a) and (b) alternate `--rounds` times on the shared machine, (a) first in odd rounds and (b)
-first in even ones; the best of each counts. Models
-are loaded and warmed before any timing. Last line: `embed_ratio=<(b) / (a) throughput>`.
+(e) `embed_items` with a table-lookup embedder: the cost of our bookkeeping without the model;
+(f) the ONNX Runtime int8 embedder's `encode` and (g) the same through `embed_items`, cold;
+(h) the static (model2vec) embedder's `encode` and (i) the same through `embed_items`, cold.
+(a), (b), (f)-(i) alternate `--rounds` times on the shared machine, in reversed order every
+other round; the best of each counts. Models are loaded, built (ONNX export, distillation) and
+warmed before any timing. Last line: `embed_ratio=<(b)/(a)> onnx_int8_speedup=<(f)/(a)>
+static_speedup=<(h)/(a)> onnx_int8_min_cosine=<lowest cosine of (f) to (a)>`, wall-clock.
 
     .venv/bin/python -m evals.bench_embed [--data ../shared/datasets/ag_news/train.csv]
 """
@@ -24,7 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.embed import Embedder, SentenceTransformerEmbedder, embed_items
+from agent.embed import (
+    Embedder,
+    OnnxInt8Embedder,
+    SentenceTransformerEmbedder,
+    StaticEmbedder,
+    embed_items,
+)
 from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
 
@@ -39,6 +48,10 @@ NAMES = {
     "ours_warm": "(c) embed_items, warm cache",
     "ours_cold_disk": "(d) embed_items, cold, disk store",
     "bookkeeping": "(e) embed_items minus the model",
+    "onnx": "(f) onnx-int8 encode",
+    "onnx_cold": "(g) onnx-int8 embed_items, cold",
+    "static": "(h) static encode",
+    "static_cold": "(i) static embed_items, cold",
 }
 
 
@@ -65,6 +78,7 @@ class Best:
     wall: float = float("inf")
     cpu: float = float("inf")
     last: str = ""
+    cosine: float = float("nan")  # lowest cosine to bare encode, where comparable
 
     def add(self, wall: float, cpu: float) -> None:
         self.wall, self.cpu = min(self.wall, wall), min(self.cpu, cpu)
@@ -118,22 +132,30 @@ def bench(data: Path, n: int, batch: int, rounds: int) -> dict[str, Best]:
 
     texts = read_texts(data, n)
     items = [Item(i + 1, str(i), t, text_hash(t)) for i, t in enumerate(texts)]
-    ours = SentenceTransformerEmbedder()
+    ours, onnx, static = SentenceTransformerEmbedder(), OnnxInt8Embedder(), StaticEmbedder()
     bare = SentenceTransformer(ours.model_path, device="cpu")
-    bare.encode(texts[:batch], batch_size=batch, normalize_embeddings=True)  # warm both
-    ours.encode(texts[:batch], batch_size=batch)
+    bare.encode(texts[:batch], batch_size=batch, normalize_embeddings=True)  # warm all
+    for embedder in (ours, onnx, static):
+        embedder.encode(texts[:batch], batch_size=batch)  # builds the ONNX / static caches
 
     best = {key: Best() for key in NAMES}
     out = alternate(
         {
             "bare": lambda: bare.encode(texts, batch_size=batch, normalize_embeddings=True),
             "ours_cold": lambda: ours_cold(ours, items, batch, Store.memory(LABELS)),
+            "onnx": lambda: onnx.encode(texts, batch_size=batch),
+            "onnx_cold": lambda: ours_cold(onnx, items, batch, Store.memory(LABELS)),
+            "static": lambda: static.encode(texts, batch_size=batch),
+            "static_cold": lambda: ours_cold(static, items, batch, Store.memory(LABELS)),
         },
         best,
         rounds,
     )
-    cosine = float(np.min(np.sum(out["bare"] * out["ours_cold"], axis=1)))
-    print(f"lowest cosine between the two paths' vectors: {cosine:.6f}")
+    for key in ("ours_cold", "onnx"):
+        cosine = np.sum(out["bare"] * out[key], axis=1)
+        low, mean = cosine.min(), cosine.mean()
+        print(f"cosine of {NAMES[key]} to bare: lowest {low:.4f}, mean {mean:.4f}")
+        best[key].cosine = float(cosine.min())
 
     with Store.memory(LABELS) as store:
         embed_items(items, ours, store, batch_size=batch)
@@ -166,7 +188,12 @@ def main() -> None:
             f"| {label:<36} | {wall[key]:>9.1f} | {wall[key] / wall['bare']:>7.3f} "
             f"| {cpu[key]:>11.1f} | {cpu[key] / cpu['bare']:>7.3f} |"
         )
-    print(f"embed_ratio={wall['ours_cold'] / wall['bare']:.3f}")
+    print(
+        f"embed_ratio={wall['ours_cold'] / wall['bare']:.3f} "
+        f"onnx_int8_speedup={wall['onnx'] / wall['bare']:.2f} "
+        f"static_speedup={wall['static'] / wall['bare']:.1f} "
+        f"onnx_int8_min_cosine={best['onnx'].cosine:.4f}"
+    )
 
 
 if __name__ == "__main__":

