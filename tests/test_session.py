@@ -50,6 +50,17 @@ def test_library_query_submit_retrain(datasets: Path) -> None:
     assert list(labels) == list(names[session.best_guess()])
 
 
+def test_the_pool_grows_when_items_are_added_to_the_store(datasets: Path) -> None:
+    """Items imported while a session is open join its pool on the next look (the pool is
+    rebuilt when the store's newest key moves, not on every read)."""
+    texts, _, label_set = _trec(datasets, 60)
+    session = _session(texts[:50], label_set)
+    first = session.pool
+    assert session.pool is first and len(first) == 50
+    session.store.add_items([(f"late{i}", t, None) for i, t in enumerate(texts[50:])])
+    assert len(session.pool) == 60 and session.pool.items[-1].id == "late9"
+
+
 def test_submit_rejects_unknown_label_and_id(datasets: Path) -> None:
     texts, _, label_set = _trec(datasets, 20)
     session = _session(texts, label_set)

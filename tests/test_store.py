@@ -93,9 +93,11 @@ def test_create_refuses_an_existing_project_and_open_a_missing_one(tmp_path: Pat
 
 def test_memory_store_works_without_a_folder() -> None:
     with Store.memory(LABELS) as store:
+        assert store.last_item_key() == 0
         store.add_items([("a", "hello", "refund"), ("b", "world", None)])
         assert store.path is None
         assert store.count_items() == 2
+        assert store.last_item_key() == max(i.key for i in store.items())
         assert counts_by_source(store) == {"import": 1}
 
 

@@ -136,6 +136,27 @@ def _trec(datasets: Path, n: int) -> tuple[list[str], list[str]]:
     return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
+@pytest.mark.parametrize(("llm_right", "teaches"), [(1.0, True), (0.0, False)])
+def test_the_llms_rows_train_the_classifier_only_where_they_help_on_peoples_labels(
+    datasets: Path, llm_right: float, teaches: bool
+) -> None:
+    """People label 60 questions; the LLM labels 600 others, always right or always with a
+    wrong label. Cross-fitted on people's labels, only the right rows lower the log loss."""
+    texts, gold = _trec(datasets, 660)
+    label_set = load_label_set(datasets / "trec" / "labels.json")
+    config = ProjectConfig(embedding_model="hashing", seed=2)
+    session = LabelingSession.from_texts(texts, label_set, config=config)
+    truth = np.array([label_set.index(g) for g in gold])
+    rng = np.random.default_rng(5)
+    wrong = (truth + rng.integers(1, len(label_set), truth.size)) % len(label_set)
+    said = np.where(rng.random(truth.size) < llm_right, truth, wrong)
+    people, from_llm = np.arange(60), np.arange(60, 660)
+    rows = np.concatenate([people, from_llm])
+    labels = np.concatenate([truth[people], said[from_llm]])
+    weight = np.concatenate([np.full(60, config.routing.human_weight), np.full(600, 0.5)])
+    assert session._llm_rows_help(rows, labels, weight) is teaches
+
+
 def test_the_job_stops_asking_an_llm_worse_than_its_classifier(datasets: Path) -> None:
     texts, gold = _trec(datasets, 1000)
     gold_by_text = dict(zip(texts, gold))
@@ -163,3 +184,21 @@ def test_the_job_stops_asking_an_llm_worse_than_its_classifier(datasets: Path) -
     assert "relying on the classifier" in session.store.get_meta("llm_trust")["note"]
     reasons = {e.reason for e in session.store.pending()}
     assert "llm_off" in reasons
+
+
+def test_an_llm_that_neither_teaches_nor_helps_guess_is_not_asked(datasets: Path) -> None:
+    """The cross-fitted check's verdicts gate the call: both wanting, nobody is asked; the
+    round's note says why."""
+    from agent.loop.job import _crossfit_note, _llm_for_round
+
+    texts, _ = _trec(datasets, 50)
+    label_set = load_label_set(datasets / "trec" / "labels.json")
+    session = LabelingSession.from_texts(texts, label_set, config=ProjectConfig(
+        embedding_model="hashing"))
+    labeller = object()
+    session.llm_teaches, session.llm_decides = False, True
+    assert _llm_for_round(session, labeller) is labeller  # type: ignore[arg-type]
+    session.llm_decides = False
+    assert session.llm_adds_nothing() and _llm_for_round(session, labeller) is None  # type: ignore[arg-type]
+    note = _crossfit_note(session)
+    assert "not used" in note and "ignored" in note

@@ -43,3 +43,29 @@ def out_of_fold(
     if out is None:
         raise ValueError("no rows to score out of fold")
     return out
+
+
+def heldout_probs(judged: np.ndarray, fit_without: FitFn, folds: int, seed: int) -> np.ndarray:
+    """Probabilities (m, C) for the rows `judged` (m,), each from a model fitted without its
+    fold: `fit_without(held_out)` fits on everything else and returns a scorer. The folds
+    depend only on (m, folds, seed), so two `fit_without` are compared on the same split."""
+    assigned = fold_ids(judged.size, folds, seed)
+    out: np.ndarray | None = None
+    for fold in range(folds):
+        held = judged[assigned == fold]
+        if held.size == 0:
+            continue
+        scores = fit_without(held)(held)
+        if out is None:
+            out = np.zeros((judged.size, scores.shape[1]), dtype=np.float64)
+        out[assigned == fold] = scores
+    if out is None:
+        raise ValueError("no rows to score out of fold")
+    return out
+
+
+def log_loss(probs: np.ndarray, truth: np.ndarray) -> float:
+    """Mean negative log probability (n, C) of the true labels (n,), floored at 1e-4 so one
+    confident miss cannot outweigh everything else."""
+    right = probs[np.arange(truth.size), truth]
+    return float(-np.log(np.clip(right, 1e-4, 1.0)).mean()) if truth.size else 0.0

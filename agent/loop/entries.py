@@ -70,9 +70,10 @@ def queue_entries(
     rounds = [round_no] * n if isinstance(round_no, int) else list(round_no)
     views = list(llm) if llm is not None else [None] * n
     needed = list(reviews_needed) if reviews_needed is not None else [1] * n
+    keys = state.pool.keys  # once: each read of `pool` asks the store for its row count
     return [
         QueueEntry(
-            int(state.pool.keys[i]),
+            int(keys[i]),
             reasons[j],
             float(priority[j]),
             rounds[j],

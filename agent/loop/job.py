@@ -272,9 +272,10 @@ def _round_room(state: LoopState, limits: JobLimits) -> int | None:
 
 
 def _llm_for_round(state: LoopState, labeller: Labeller | None) -> Labeller | None:
-    """The labeller, unless audits show the LLM below the classifier: then nobody is asked
-    this round (the trust is re-read every round, so the LLM comes back if that changes)."""
-    if labeller is None:
+    """The labeller, unless audits show the LLM below the classifier, or people's labels
+    show that its labels neither teach the classifier nor improve its guesses: then nobody is
+    asked this round (both are re-read every round, so the LLM comes back if that changes)."""
+    if labeller is None or state.llm_adds_nothing():
         return None
     trust = state.trust()
     return labeller if trust.worth_calling(state.config.routing.trust_audits) else None
@@ -286,9 +287,20 @@ def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Label
     if labeller is None:
         return ""
     trust = state.trust()
-    note = trust.describe() + ("" if asking is not None else "; relying on the classifier")
+    note = trust.describe() + _crossfit_note(state)
+    note += "" if asking is not None else "; relying on the classifier"
     state.store.set_meta("llm_trust", trust.to_json() | {"asked": asking is not None, "note": note})
     return note
+
+
+def _crossfit_note(state: LoopState) -> str:
+    """What the cross-fitted check on people's labels found, where it found the LLM wanting."""
+    parts = []
+    if state.llm_teaches is False:
+        parts.append("its labels teach the classifier less than people's alone (not used)")
+    if state.llm_decides is False:
+        parts.append("its answers do not improve the guesses (ignored)")
+    return "".join(f"; {part}" for part in parts)
 
 
 def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) -> int:

@@ -38,6 +38,11 @@ class Pool:
     def __len__(self) -> int:
         return len(self.items)
 
+    @property
+    def last_key(self) -> int:
+        """The newest item's store key (0: empty): keys rise, so this names the pool's extent."""
+        return int(self.keys[-1]) if len(self.keys) else 0
+
     def position(self, key: int) -> int:
         return self._position[key]
 

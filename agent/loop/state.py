@@ -16,14 +16,14 @@ from agent.config import ProjectConfig
 from agent.embed import Embedder, make_embedder
 from agent.learn.cells import kmeans_cells
 from agent.learn.committee import Committee, zero_shot_proba
-from agent.learn.crossfit import out_of_fold
+from agent.learn.crossfit import heldout_probs, log_loss, out_of_fold
 from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
 from agent.loop.pool import Pool, build_pool
 from agent.routing.evidence import Verdicts, collect_verdicts
 from agent.routing.priority import unlabelled_in_cell
-from agent.routing.trust import LLMTrust, llm_posterior, llm_trust
+from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust, posterior_probs
 from agent.routing.votes import Votes, best_label
 from agent.store.protocol import ProjectStore
 from agent.types import NO_LABEL, LabelSet, Source
@@ -36,6 +36,10 @@ class Scores:
     probs: np.ndarray
     members: np.ndarray
     zeroshot: np.ndarray
+
+
+MIN_LABELS_TO_COMPARE = 20  # people's labels before the LLM's rows must prove they help
+MAX_LLM_ROWS_TO_COMPARE = 20_000  # keeps the check's cost flat on large pools
 
 
 def _llm_dominates(weight: np.ndarray, human_weight: float) -> bool:
@@ -70,6 +74,10 @@ class LoopState:
         self._cells: np.ndarray | None = None
         self._verdicts: tuple[int, Verdicts] | None = None
         self._crossfit: tuple[np.ndarray, np.ndarray] | None = None
+        # What the last retrain's cross-fitted check on people's labels found (None: no
+        # check): whether the LLM's rows teach the classifier, whether its votes help guess.
+        self.llm_teaches: bool | None = None
+        self.llm_decides: bool | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -80,7 +88,7 @@ class LoopState:
     @property
     def pool(self) -> Pool:
         """Every item with its vector; built (and embedded, cached) on first use."""
-        if self._pool is None or len(self._pool) != self.store.count_items():
+        if self._pool is None or self._pool.last_key != self.store.last_item_key():
             self._pool = build_pool(
                 self.store, self.embedder, self.config.embedding_batch_size, self.progress
             )
@@ -114,6 +122,7 @@ class LoopState:
     def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
+        self.llm_teaches = self.llm_decides = None
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
             mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
@@ -128,11 +137,68 @@ class LoopState:
         if not extra.any():
             return rows, pool.labels[rows], None
         weight = np.where(pool.human_mask[rows], self.config.routing.human_weight, 1.0)
-        return (
+        mixed = (
             np.concatenate([rows, pos[extra]]),
             np.concatenate([pool.labels[rows], llm[extra]]),
             np.concatenate([weight, llm_weight[extra]]),
         )
+        self.llm_teaches = self._llm_rows_help(*mixed)
+        return mixed if self.llm_teaches else (rows, pool.labels[rows], None)
+
+    def _llm_rows_help(self, rows: np.ndarray, labels: np.ndarray, weight: np.ndarray) -> bool:
+        """Whether the LLM's rows make the classifier better at people's labels: cross-fitted
+        over people's labels, a model fitted on them alone against one fitted on them plus the
+        LLM's rows, by held-out log loss. A weak LLM's labels teach the classifier its errors;
+        then people's labels alone do better, and the LLM's get no weight."""
+        people = np.flatnonzero(weight >= self.config.routing.human_weight)
+        if people.size < MIN_LABELS_TO_COMPARE:
+            return True  # too few to tell: the audited per-label weights decide alone
+        from_llm = np.flatnonzero(weight < self.config.routing.human_weight)
+        rng = np.random.default_rng([self.config.seed, 29])
+        if from_llm.size > MAX_LLM_ROWS_TO_COMPARE:  # the comparison, not the model, is sampled
+            from_llm = rng.choice(from_llm, MAX_LLM_ROWS_TO_COMPARE, replace=False)
+        vectors = self.pool.vectors
+
+        def fitter(extra: np.ndarray) -> Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+            def fit_without(held: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+                train = np.concatenate([np.setdiff1d(people, held), extra])
+                model = self._committee_on(
+                    rows[train], labels[train], weight[train] if extra.size else None, 0
+                )
+                return lambda at: model.predict_proba(vectors[rows[at]])
+
+            return fit_without
+
+        folds, seed = self.config.routing.crossfit_folds, self.config.seed
+        truth = labels[people]
+        alone = heldout_probs(people, fitter(from_llm[:0]), folds, seed)
+        taught = heldout_probs(people, fitter(from_llm), folds, seed)
+        helps = log_loss(taught, truth) < log_loss(alone, truth)
+        self.llm_decides = self._votes_help(rows[people], truth, taught if helps else alone)
+        return helps
+
+    def llm_adds_nothing(self) -> bool:
+        """People's labels show the LLM's labels neither teach the classifier nor improve
+        its guesses (the last retrain's cross-fitted check): asking it is money for nothing."""
+        return self.llm_teaches is False and self.llm_decides is False
+
+    def _votes_help(self, positions: np.ndarray, truth: np.ndarray, probs: np.ndarray) -> bool:
+        """Whether the LLM's votes, trusted as audited, predict people's labels (at
+        `positions`) better than the classifier's cross-fitted probabilities (m, C) alone:
+        else they get no say in any item's best guess. Judged on the LLM audits only, a
+        uniform draw of what the LLM labelled: the other reviews are where the two disagreed,
+        where the LLM looks worse than it is on the items its votes decide."""
+        verdicts = self.verdicts()
+        audited = verdicts.where((verdicts.reason == LLM_AUDIT) & (verdicts.llm != NO_LABEL))
+        said_at = dict(zip(audited.item_keys.tolist(), audited.llm.tolist()))
+        keys = self.pool.keys[positions]
+        said = np.array([said_at.get(int(k), NO_LABEL) for k in keys], dtype=np.int64)
+        voted = said != NO_LABEL
+        if int(voted.sum()) < MIN_LABELS_TO_COMPARE:
+            return True  # too few to tell: the audited trust decides alone
+        likelihood = self.trust().likelihood()
+        combined = posterior_probs(probs[voted], said[voted], likelihood)
+        return log_loss(combined, truth[voted]) < log_loss(probs[voted], truth[voted])
 
     def _committee_on(
         self, rows: np.ndarray, labels: np.ndarray, weight: np.ndarray | None, members: int
@@ -280,7 +346,10 @@ class LoopState:
         trust = self.trust()
         if self.backend is None or not trust.established(self.config.routing.trust_audits):
             return None
-        return llm_posterior(self.scores.probs[positions], llm_label, trust.likelihood())
+        probs = self.scores.probs[positions]
+        if self.llm_decides is False:  # measured: the votes make people's labels less likely
+            return probs.argmax(axis=1), 1.0 - probs.max(axis=1)
+        return llm_posterior(probs, llm_label, trust.likelihood())
 
     def verdicts(self) -> Verdicts:
         """Human verdicts on machine votes, re-read only when the annotation log has grown."""

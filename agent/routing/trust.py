@@ -168,16 +168,24 @@ def symmetric_likelihood(accuracy: float, n_classes: int) -> np.ndarray:
     return base
 
 
+def posterior_probs(
+    clf_probs: np.ndarray, llm_label: np.ndarray, likelihood: np.ndarray
+) -> np.ndarray:
+    """P(true label) (n, C): the classifier's probabilities (n, C) times the likelihood of the
+    LLM's label (n,) (NO_LABEL: none, the row is left as it is), renormalised."""
+    probs = np.asarray(clf_probs, dtype=np.float64)
+    voted = llm_label != NO_LABEL
+    given = np.asarray(likelihood, dtype=np.float64)[np.where(voted, llm_label, 0)]
+    post = np.where(voted[:, None], probs * np.clip(given, 1e-9, None), probs)
+    return post / np.maximum(post.sum(axis=1, keepdims=True), 1e-12)
+
+
 def llm_posterior(
     clf_probs: np.ndarray, llm_label: np.ndarray, likelihood: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best label (n,) and P(it is wrong) (n,) from the classifier's probabilities (n, C) and
     the LLM's label (n,) (NO_LABEL: none), with `likelihood` (C, C) = P(LLM says l | true c)
     as [l, c] (see `LLMTrust.likelihood`)."""
-    probs = np.asarray(clf_probs, dtype=np.float64)
-    voted = llm_label != NO_LABEL
-    given = np.asarray(likelihood, dtype=np.float64)[np.where(voted, llm_label, 0)]
-    post = np.where(voted[:, None], probs * np.clip(given, 1e-9, None), probs)
-    post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-12)
+    post = posterior_probs(clf_probs, llm_label, likelihood)
     best = post.argmax(axis=1)
     return best.astype(np.int64), 1.0 - post[np.arange(post.shape[0]), best]

@@ -75,6 +75,11 @@ class ProjectStore(Protocol):
 
     def count_items(self) -> int: ...
 
+    def last_item_key(self) -> int:
+        """The newest item's key (0: none). Items are only ever added, with rising keys, so
+        this changes exactly when the pool grows, and costs one index look-up, not a count."""
+        ...
+
     def count_long_texts(self, chars: int) -> int:
         """Items whose text is longer than `chars` characters (cut for a prompt)."""
         ...

@@ -237,6 +237,9 @@ class Store(AnnotationOps, QueueOps, CacheOps, LockOps, FailureOps):
     def count_items(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM items")[0][0])
 
+    def last_item_key(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(key), 0) FROM items")[0][0])
+
     def count_long_texts(self, chars: int) -> int:
         return int(self._read("SELECT COUNT(*) FROM items WHERE length(text) > ?", (chars,))[0][0])
 
