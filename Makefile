@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(PY)
 
 # The dev install takes the fast embedders too (onnx-int8, static), so `make test` covers them.
 $(DEVSTAMP): $(STAMP) pyproject.toml
-	$(PIP) install -q -e '.[dev,fast]'
+	$(PIP) install -q -e '.[dev,fast,postgres]'
 	touch $@
 
 # The local LLM: llama-cpp-python compiles from source once (7-14 min on 2 cores; pip caches

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from store_contract import LABELS, StoreContract, label
 
+import agent.store.items as items_module
 import agent.store.sqlite as store_module
 from agent.errors import StoreError
 from agent.routing.sources import counts_by_source
@@ -166,7 +167,7 @@ def test_a_crash_inside_record_human_labels_leaves_neither_label_nor_review(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     """The step runs (its SQL lands inside the transaction), then the process 'dies'."""
-    real = getattr(store_module, step)
+    real = getattr(items_module, step)
 
     def run_then_crash(*args: object) -> object:
         real(*args)
@@ -174,7 +175,7 @@ def test_a_crash_inside_record_human_labels_leaves_neither_label_nor_review(
 
     with queued(tmp_path / "p", n=2) as store:
         store.lease("ann", n=2)
-        monkeypatch.setattr(store_module, step, run_then_crash)
+        monkeypatch.setattr(items_module, step, run_then_crash)
         answers = [label(1, "refund", Source.HUMAN, "ann"), label(2, "other", Source.HUMAN, "ann")]
         with pytest.raises(RuntimeError, match="killed"):
             store.record_human_labels(answers, "ann")

@@ -28,7 +28,8 @@ from agent.app.newproject import new_project
 from agent.app.plan import DEFAULT_ROUNDS, Plan
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
 from agent.errors import InputError, LabelAgentError
-from agent.store.sqlite import Store
+from agent.store.opening import create_store, open_store, store_url
+from agent.store.postgres.url import parse_url
 
 app = typer.Typer(
     add_completion=False,
@@ -104,18 +105,38 @@ def init(
     embedding_model: Annotated[
         str, typer.Option(help="sentence-transformers model name or path, or 'hashing'.")
     ] = DEFAULT_EMBEDDING_MODEL,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the project in PostgreSQL: postgresql://USER@HOST:PORT/DB?project=NAME "
+            "(default: a SQLite file in the folder). The password comes from PGPASSWORD or "
+            "~/.pgpass and is never saved."
+        ),
+    ] = None,
 ) -> None:
-    """Create a project folder holding one SQLite store and labelagent.json."""
+    """Create a project folder holding labelagent.json and its store (SQLite, or a pointer to
+    a PostgreSQL project)."""
     label_set = load_label_set(labels)
     config = ProjectConfig(embedding_model=embedding_model)
     if project.exists() and not project.is_dir():
         raise InputError("exists and is not a folder; choose another project path",
                          file=str(project))  # fmt: skip
     with new_project(project):
-        with Store.create(project, label_set):
+        with create_store(project, label_set, store):
             pass
         config.save(project)
-    console.print(f"created {project} with {len(label_set)} labels", markup=False)
+    console.print(f"created {project} with {len(label_set)} labels{_stored_in(project, store)}",
+                  markup=False, soft_wrap=True)  # fmt: skip
+
+
+def _stored_in(project: Path, url: str | None) -> str:
+    """' in URL' for a project kept in PostgreSQL, and a word on its password; '' for SQLite."""
+    if url is None:
+        return ""
+    note = f" in {store_url(project)}"
+    if parse_url(url, default_project=project.name).has_password:
+        note += "; the password was not saved: give it by PGPASSWORD or ~/.pgpass"
+    return note
 
 
 @app.command("import")
@@ -135,7 +156,7 @@ def import_(
         _import_tool_file(project, file, fmt, text_col, (id_col, label_col))
         return
     check_corpus_file(file)
-    with Store.open(project) as store:
+    with open_store(project) as store:
         rows = read_rows(file, Columns(text_col, id_col, label_col), store.label_set)
         result = store.add_items(rows, source_file=str(file))
     console.print(
@@ -157,7 +178,7 @@ def _import_tool_file(
                          "names its ids and labels itself", field="format")  # fmt: skip
     check_source(fmt, file)
     _load_config(project)
-    with Store.open(project) as store:
+    with open_store(project) as store:
         done = import_file(store, file, fmt, text_col)
     marks = ", ".join(f"{n} {s}" for s, n in sorted(done.by_source.items())) or "no labels"
     console.print(
@@ -179,7 +200,7 @@ def export(
     """Write every item in input order with its label and provenance (or a tool's file)."""
     check_target(out, fmt)
     _load_config(project)  # a broken config is refused before the project opens
-    with Store.open(project) as store:
+    with open_store(project) as store:
         summary = export_corpus(store, out, fmt)
     console.print(
         f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
@@ -196,7 +217,7 @@ def status(
     from agent.app.status import project_status
 
     config = _load_config(project)
-    with Store.open(project) as store:
+    with open_store(project) as store:
         info = project_status(store, config.routing, config.llm)
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -221,7 +242,7 @@ def report(
 
     config = _load_config(project)
     folder = out if out is not None else project / "report"
-    with Store.open(project) as store:
+    with open_store(project) as store:
         page = write_report(store, config, folder, f"labelagent report: {project.name}")
     typer.echo(str(page))
 

@@ -18,8 +18,8 @@ from agent.config import ProjectConfig
 from agent.errors import InputError
 from agent.llm.annotators import annotator_kind
 from agent.routing.sources import current_labels
+from agent.store.opening import open_store
 from agent.store.protocol import ProjectStore
-from agent.store.sqlite import Store
 
 
 @contextlib.contextmanager
@@ -45,7 +45,7 @@ def estimate_project(
         raise InputError("no LLM model: pass --llm MODEL or set llm.model", field="--llm")
     if model.startswith(("simulated:", "replay:")):
         annotator_kind(model)  # a bad spec is refused here as in `run`
-    with Store.open(project) as store:
+    with open_store(project) as store:
         refuse_empty(store, project)
         with stdout_to_stderr():
             info = _priced(store, config, plan, items)

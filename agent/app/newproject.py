@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config import CONFIG_FILE
+from agent.store.opening import STORE_FILE
 from agent.store.sqlite import DB_FILE
 
 OWN_FILES = (
@@ -21,6 +22,8 @@ OWN_FILES = (
     f"{DB_FILE}-journal",
     CONFIG_FILE,
     f"{CONFIG_FILE}.partial",
+    STORE_FILE,
+    f"{STORE_FILE}.partial",
 )
 
 

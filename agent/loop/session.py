@@ -31,6 +31,7 @@ from agent.loop.rounds import refresh_queue, vote_decision
 from agent.loop.state import LoopState, Scores
 from agent.routing.accuracy import store_estimate
 from agent.routing.sources import current_labels
+from agent.store.opening import open_store
 from agent.store.protocol import ProjectStore
 from agent.store.sqlite import Store
 from agent.types import NO_LABEL, Item, LabelSet, QueueView, Source
@@ -69,7 +70,7 @@ class LabelingSession(LoopState):
         from the folder's labelagent.json unless `config=` is given."""
         folder = Path(folder)
         config = kwargs.pop("config", None) or ProjectConfig.load(folder)
-        return cls(Store.open(folder), config, **kwargs)
+        return cls(open_store(folder), config, **kwargs)
 
     @classmethod
     def from_texts(

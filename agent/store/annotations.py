@@ -1,6 +1,6 @@
 """Append-only annotations with provenance: who said which label of which item, how sure.
 
-Mixed into the Store (which provides `_tx`, `_read` and `_snapshot`). Nothing is ever
+Mixed into each store (over `SQLOps`). Nothing is ever
 updated or deleted: an undo appends a retraction, and every read leaves retracted rows out.
 Which of an item's standing labels wins is policy, decided in `agent.routing.sources`.
 """
@@ -8,31 +8,20 @@ Which of an item's standing labels wins is policy, decided in `agent.routing.sou
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from agent.errors import StoreError
-from agent.store.caches import chunks
+from agent.store.sql import Connection, Dialect, SQLOps, chunks, dicts
 from agent.types import Annotation, CurrentLabel, Kind, Source
 
 # SQLite allows at most 999 parameters in one statement; IN lists are cut to this size.
 IN_CHUNK = 900
 
 
-class AnnotationOps:
+class AnnotationOps(SQLOps):
     """Annotation operations: append, retract, and the reads every room needs."""
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     def add_annotations(self, annotations: Sequence[Annotation]) -> list[int]:
         """Append annotations in one transaction; returns their ids."""
@@ -55,7 +44,8 @@ class AnnotationOps:
     def label_annotations(self, sources: Iterable[str] | None = None) -> list[CurrentLabel]:
         """Every standing (non-retracted) label annotation, oldest first; which of an item's
         labels wins is policy, decided in `agent.routing.sources`."""
-        rows = [CurrentLabel(*r) for r in self._read(_CURRENT_LABELS_SQL + " ORDER BY a.id")]
+        sql = _current_labels_sql(self._dialect) + " ORDER BY a.id"
+        rows = [CurrentLabel(*r) for r in self._read(sql)]
         if sources is None:
             return rows
         wanted = set(sources)
@@ -67,7 +57,7 @@ class AnnotationOps:
         """Raw (non-retracted) annotation rows as dicts, oldest first."""
         where, args = _annotation_filter(source, kind, item_key)
         with self._snapshot() as conn:
-            return _dicts(conn.execute(f"SELECT * FROM annotations a {where} ORDER BY a.id", args))
+            return dicts(conn.execute(f"SELECT * FROM annotations a {where} ORDER BY a.id", args))
 
     def count_annotations(self, *, source: str | None = None, kind: str | None = None) -> int:
         """How many (non-retracted) annotations match, counted in SQL: cheap in a job's loop."""
@@ -92,7 +82,7 @@ class AnnotationOps:
         with self._snapshot() as conn:
             for group in groups:
                 sql, args = _latest_votes_sql(source, group)
-                found.update((row["item_key"], row) for row in _dicts(conn.execute(sql, args)))
+                found.update((row["item_key"], row) for row in dicts(conn.execute(sql, args)))
         return found
 
 
@@ -103,27 +93,32 @@ _NO_RETRACTION_OF_ITEM = (
     " AND r.kind = 'retract' AND r.target = a.id)"
 )
 
-_CURRENT_LABELS_SQL = (
-    "SELECT a.item_key, a.label, a.source, a.confidence, a.actor, a.round, a.prompt_hash,"
-    " a.created_at, a.id, COALESCE(json_extract(a.meta, '$.note'), '')"
-    " FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
-)
+
+
+def _current_labels_sql(dialect: Dialect) -> str:
+    """SELECT of every standing label annotation as the fields of a `CurrentLabel`."""
+    return (
+        "SELECT a.item_key, a.label, a.source, a.confidence, a.actor, a.round, a.prompt_hash,"
+        f" a.created_at, a.id, COALESCE({dialect.json_note}, '')"
+        " FROM annotations a WHERE a.kind = 'label'" + _NOT_RETRACTED
+    )
 
 
 def insert_annotations(
-    conn: sqlite3.Connection, annotations: Sequence[Annotation], now: float
+    conn: Connection, annotations: Sequence[Annotation], now: float
 ) -> list[int]:
     """Inside a write transaction: append `annotations` stamped `now`; their ids in order."""
-    ids: list[int] = []
-    for a in annotations:
-        cur = conn.execute(
-            "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
-            " rationale, prompt_hash, round, duration_ms, meta, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            _annotation_row(a, now),
+    return [
+        int(
+            conn.execute(
+                "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
+                " rationale, prompt_hash, round, duration_ms, meta, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id",
+                _annotation_row(a, now),
+            ).fetchone()[0]
         )
-        ids.append(int(cur.lastrowid or 0))
-    return ids
+        for a in annotations
+    ]
 
 
 def _latest_votes_sql(source: str, keys: list[int] | None) -> tuple[str, list[Any]]:
@@ -142,12 +137,6 @@ def _latest_votes_sql(source: str, keys: list[int] | None) -> tuple[str, list[An
         args.extend(keys)
     newest = f"SELECT MAX(a.id) FROM {table} {where} GROUP BY a.item_key"
     return f"SELECT * FROM annotations WHERE id IN ({newest}) ORDER BY item_key", args
-
-
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    """The cursor's rows as {column: value} dicts."""
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
 
 
 def _annotation_filter(

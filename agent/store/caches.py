@@ -1,29 +1,29 @@
 """The store's two caches: paid LLM replies and embedding vectors, both keyed by content.
 
-Mixed into the Store (which provides `_tx` and `_read`); kept apart because they
+Mixed into each store (over `SQLOps`); kept apart because they
 hold derived data that can always be recomputed (at a price), unlike annotations.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from agent.store.sql import SQLOps, chunks, upsert
 
-class CacheOps:
+_CACHE_COLUMNS = (
+    "key", "model", "payload", "prompt_tokens", "completion_tokens", "cost_usd", "created_at"
+)  # fmt: skip
+_PUT_REPLY = upsert("llm_cache", _CACHE_COLUMNS, ("key",))
+_PUT_VECTOR = upsert("embeddings", ("model", "text_hash", "vector"), ("model", "text_hash"))
+
+
+class CacheOps(SQLOps):
     """LLM reply cache and embedding cache operations."""
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     # ---- LLM response cache --------------------------------------------------------------
     def cache_get(self, key: str) -> dict[str, Any] | None:
@@ -50,7 +50,7 @@ class CacheOps:
         now = time.time()
         with self._tx() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO llm_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _PUT_REPLY,
                 [(k, m, json.dumps(p), pt, ct, c, now) for k, m, p, pt, ct, c in rows],
             )
 
@@ -82,12 +82,7 @@ class CacheOps:
         data = np.ascontiguousarray(vectors, dtype=np.float32)
         with self._tx() as conn:
             conn.executemany(
-                "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+                _PUT_VECTOR,
                 [(model, h, data[i].tobytes()) for i, h in enumerate(hashes)],
             )
 
-
-def chunks(values: list[Any], size: int) -> Iterator[list[Any]]:
-    """Slices of at most `size` values (SQLite limits the parameters of one statement)."""
-    for start in range(0, len(values), size):
-        yield values[start : start + size]

@@ -1,6 +1,6 @@
 """LLM calls that failed after their retries, per item: an append-only log read against votes.
 
-Mixed into the Store (which provides `_tx` and `_read`). A failure row keeps the newest
+Mixed into each store (over `SQLOps`). A failure row keeps the newest
 annotation id at the moment it was written (`watermark`), so "the item's latest LLM attempt
 failed" is simply "no LLM vote with a larger id": nothing is ever updated or deleted, and a
 vote that lands later (the next run asked again) ends the failure by itself.
@@ -8,11 +8,10 @@ vote that lands later (the next run asked again) ends the failure by itself.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any
+from collections.abc import Mapping
+
+from agent.store.sql import SQLOps
 
 # Per item, its newest failure; kept only while no LLM vote is newer than it.
 _OPEN_FAILURES_SQL = """
@@ -27,14 +26,8 @@ _OPEN_FAILURES_SQL = """
 """
 
 
-class FailureOps:
+class FailureOps(SQLOps):
     """Failed LLM calls: record them, and read the items still waiting for an answer."""
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     def record_llm_failures(
         self, errors: Mapping[int, str], *, model: str = "", round_no: int = 0
@@ -62,4 +55,5 @@ class FailureOps:
 
     def count_failed_llm_items(self) -> int:
         """Items whose latest LLM attempt failed and that have no LLM vote since."""
-        return int(self._read(f"SELECT COUNT(*) FROM ({_OPEN_FAILURES_SQL})")[0][0])
+        sql = f"SELECT COUNT(*) FROM ({_OPEN_FAILURES_SQL}) AS open_failures"
+        return int(self._read(sql)[0][0])

@@ -4,38 +4,32 @@ A run holds the project's single-row lock (holder, pid, host, started, heartbeat
 whole length and beats it while it works; another run is refused, unless the holder is gone
 (its pid no longer lives on this host, or its heartbeat is stale) or it forces its way in.
 Items bound for the LLM are claimed in the transaction that checks them, so two processes
-that both hold work never pay for one item twice. Mixed into the Store (which provides `_tx`
-and `_read`). A holder is (name, pid, host): by default the calling process's pid and host.
+that both hold work never pay for one item twice. Mixed into each store (over `SQLOps`).
+A holder is (name, pid, host): by default the calling process's pid and host.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from agent.errors import StoreError
-from agent.store.caches import chunks
+from agent.store.sql import Connection, SQLOps, chunks, upsert
 
 STALE_AFTER_S = 300.0  # a lock whose heartbeat is older than this is taken over
 CLAIM_TTL_S = 3600.0  # a claim older than this counts as abandoned, whoever made it
 _CHUNK = 900
+_TAKE_LOCK = upsert(
+    "run_lock", ("id", "holder", "pid", "host", "started_at", "heartbeat"), ("id",)
+)
+_CLAIM = upsert("llm_claims", ("item_key", "holder", "pid", "host", "claimed_at"), ("item_key",))
 
 
-class LockOps:
+class LockOps(SQLOps):
     """Run lock and LLM claims operations."""
-
-    path: Any
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
 
     # ---- the run lock ----------------------------------------------------------------------
     def acquire_run_lock(
@@ -53,6 +47,7 @@ class LockOps:
         me = _who(holder, pid, host)
         now = time.time()
         with self._tx() as conn:
+            self._dialect.serialize(conn, "run_lock")  # one taker at a time, even of no row
             row = conn.execute(
                 "SELECT holder, pid, host, started_at, heartbeat FROM run_lock"
             ).fetchone()
@@ -60,10 +55,8 @@ class LockOps:
                 conn.execute("UPDATE run_lock SET heartbeat = ?", (now,))
                 return False
             if row is not None and not force and _alive(row, now, stale_after_s):
-                raise StoreError(f"{self.path or 'the project'}: {describe_lock(row, now)}")
-            conn.execute(
-                "INSERT OR REPLACE INTO run_lock VALUES (1, ?, ?, ?, ?, ?)", (*me, now, now)
-            )
+                raise StoreError(f"{self._where()}: {describe_lock(row, now)}")
+            conn.execute(_TAKE_LOCK, (1, *me, now, now))
         return True
 
     def heartbeat_run_lock(
@@ -110,12 +103,10 @@ class LockOps:
         me, now = _who(holder, pid, host), time.time()
         wanted = list(dict.fromkeys(keys))
         with self._tx() as conn:
+            self._dialect.serialize(conn, "llm_claims")  # two claimers never see the same gap
             taken = _voted(conn, wanted) | _claimed_by_others(conn, wanted, me, now, ttl_s)
             mine = [k for k in wanted if k not in taken]
-            conn.executemany(
-                "INSERT OR REPLACE INTO llm_claims VALUES (?, ?, ?, ?, ?)",
-                [(k, *me, now) for k in mine],
-            )
+            conn.executemany(_CLAIM, [(k, *me, now) for k in mine])
         return mine
 
 
@@ -154,7 +145,7 @@ def describe_lock(row: Sequence[Any], now: float) -> str:
     )
 
 
-def _voted(conn: sqlite3.Connection, keys: list[int]) -> set[int]:
+def _voted(conn: Connection, keys: list[int]) -> set[int]:
     """Those of `keys` with a standing LLM vote."""
     found: set[int] = set()
     for chunk in chunks(keys, _CHUNK):
@@ -173,7 +164,7 @@ def _voted(conn: sqlite3.Connection, keys: list[int]) -> set[int]:
 
 
 def _claimed_by_others(
-    conn: sqlite3.Connection, keys: list[int], me: tuple[str, int, str], now: float, ttl: float
+    conn: Connection, keys: list[int], me: tuple[str, int, str], now: float, ttl: float
 ) -> set[int]:
     """Those of `keys` claimed by another holder that still lives (pid alive on this host,
     or recent on another) within the claim's time to live."""

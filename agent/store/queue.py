@@ -8,24 +8,17 @@ item shown to that many different operators, for inter-annotator agreement.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from typing import Any
 
 from agent.errors import LeaseError
+from agent.store.sql import Connection, SQLOps
 from agent.types import QueueEntry, QueueView
 
 
-class QueueOps:
-    """Queue operations mixed into the Store (which provides `_tx` and `_read`)."""
-
-    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _read(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+class QueueOps(SQLOps):
+    """Queue operations mixed into each store (over `SQLOps`)."""
 
     def enqueue(self, entries: Sequence[QueueEntry]) -> int:
         """Add or refresh pending entries; reviewed items stay done. Returns rows touched."""
@@ -53,10 +46,13 @@ class QueueOps:
         return touched
 
     def lease(self, operator: str, n: int = 1, lease_seconds: float = 600) -> list[QueueEntry]:
-        """Claim up to n pending items (most valuable first) for `operator`, atomically."""
+        """Claim up to n pending items (most valuable first) for `operator`, atomically: the
+        rows taken are locked (PostgreSQL skips rows another lease is taking), so two
+        operators, in two processes or on two machines, never get the same item."""
         now = time.time()
+        sql = _LEASABLE_SQL + self._dialect.lease_lock
         with self._tx() as conn:
-            rows = conn.execute(_LEASABLE_SQL, (operator, now, operator, operator, n)).fetchall()
+            rows = conn.execute(sql, (operator, now, operator, operator, n)).fetchall()
             conn.executemany(
                 "UPDATE queue SET lease_owner = ?, lease_expires = ? WHERE item_key = ?",
                 [(operator, now + lease_seconds, r[0]) for r in rows],
@@ -134,7 +130,8 @@ class QueueOps:
         expires = time.time() + lease_seconds if operator else None
         with self._tx() as conn:
             conn.execute(
-                "UPDATE queue SET state = 'pending', reviews_done = MAX(reviews_done - 1, 0),"
+                "UPDATE queue SET state = 'pending',"
+                " reviews_done = CASE WHEN reviews_done > 0 THEN reviews_done - 1 ELSE 0 END,"
                 " lease_owner = ?, lease_expires = ? WHERE item_key = ?",
                 (operator, expires, item_key),
             )
@@ -178,7 +175,7 @@ ORDER BY s.skipped_at IS NOT NULL, s.skipped_at, q.priority DESC, q.item_key LIM
 """
 
 
-def complete_review(conn: sqlite3.Connection, item_key: int, operator: str | None = None) -> None:
+def complete_review(conn: Connection, item_key: int, operator: str | None = None) -> None:
     """Inside a write transaction: count one review of `item_key` and free its lease; the
     entry is done once it has all the reviews it needs (no queue row: nothing happens).
     With `operator`: LeaseError while someone else holds a lease on the item that has not run
@@ -197,7 +194,7 @@ def complete_review(conn: sqlite3.Connection, item_key: int, operator: str | Non
     )
 
 
-def _check_lease(conn: sqlite3.Connection, item_key: int, operator: str) -> None:
+def _check_lease(conn: Connection, item_key: int, operator: str) -> None:
     """Raise LeaseError when another operator's lease on `item_key` is still running."""
     row = conn.execute(
         "SELECT lease_owner, lease_expires FROM queue WHERE item_key = ?", (item_key,)

@@ -1,27 +1,26 @@
-"""SQLite (WAL) project store: the only place that knows SQL.
+"""SQLite (WAL) project store: one file in the project folder.
 
-Items, the label set, meta, rounds and human decisions here; append-only annotations in
-`annotations.py`, the review queue with leases in `queue.py`, the LLM and embedding caches in
-`caches.py`, the run lock and LLM claims in `locks.py`, failed LLM calls in `failures.py`,
-what a project file must be in `files.py`. Every write is one transaction, so a crash or kill
-at any moment leaves either all of it or none of it. `Store` implements `ProjectStore`
-(`protocol.py`).
+Opening, transactions and migrations here; the operations are SQL shared with the PostgreSQL
+store (`agent/store/sql.py`): items, the label set, meta and human decisions in `items.py`,
+rounds in `rounds.py`, append-only annotations in `annotations.py`, the review queue with
+leases in `queue.py`, the LLM and embedding caches in `caches.py`, the run lock and LLM claims
+in `locks.py`, failed LLM calls in `failures.py`; what a project file must be in `files.py`.
+Every write is one transaction, so a crash or kill at any moment leaves either all of it or
+none of it. `Store` implements `ProjectStore` (`protocol.py`).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.errors import InputError, StoreError
-from agent.store.annotations import IN_CHUNK, AnnotationOps, insert_annotations
-from agent.store.caches import CacheOps, chunks
+from agent.errors import StoreError
+from agent.store.annotations import AnnotationOps
+from agent.store.caches import CacheOps
 from agent.store.failures import FailureOps
 from agent.store.files import (
     NEEDS_WRITE,
@@ -30,10 +29,12 @@ from agent.store.files import (
     is_readonly_error,
     write_problem,
 )
+from agent.store.items import ItemOps, write_labels
 from agent.store.locks import LockOps
-from agent.store.queue import QueueOps, complete_review
+from agent.store.queue import QueueOps
+from agent.store.rounds import RoundOps
 from agent.store.schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
-from agent.types import Annotation, ImportResult, Item, Kind, LabelSet, Source, text_hash
+from agent.types import LabelSet
 
 if TYPE_CHECKING:
     from agent.store.protocol import ProjectStore
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 DB_FILE = "project.sqlite"
 
 
-class Store(AnnotationOps, QueueOps, CacheOps, LockOps, FailureOps):
+class Store(ItemOps, RoundOps, AnnotationOps, QueueOps, CacheOps, LockOps, FailureOps):
     """One project's SQLite database. Thread-safe; several processes may write at once."""
 
     def __init__(
@@ -177,198 +178,13 @@ class Store(AnnotationOps, QueueOps, CacheOps, LockOps, FailureOps):
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             if label_set is not None:
-                _write_labels(conn, label_set)
+                write_labels(conn, label_set)
         if label_set is not None:
             self._label_set = label_set
 
-    # ---- label set and meta --------------------------------------------------------------
-
-    @property
-    def label_set(self) -> LabelSet:
-        if self._label_set is None:
-            rows = self._read("SELECT name, description FROM labels ORDER BY idx")
-            self._label_set = LabelSet(tuple(r[0] for r in rows), tuple(r[1] for r in rows))
-        return self._label_set
-
-    def get_meta(self, key: str, default: Any = None) -> Any:
-        rows = self._read("SELECT value FROM meta WHERE key = ?", (key,))
-        return json.loads(rows[0][0]) if rows else default
-
-    def set_meta(self, key: str, value: Any) -> None:
-        with self._tx() as conn:
-            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
-
-    # ---- items ---------------------------------------------------------------------------
-    def add_items(
-        self,
-        rows: Iterable[tuple[str, str, str | None]],
-        source_file: str = "",
-        actor: str = "import",
-    ) -> ImportResult:
-        """Insert (ext_id, text, seed_label|None) rows in order, in ONE transaction.
-
-        A row whose id is already present is skipped, so importing a file twice adds nothing.
-        """
-        added = skipped = seeds = 0
-        now = time.time()
-        with self._tx() as conn:
-            for row_no, (ext_id, text, label) in enumerate(rows, start=1):
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO items(ext_id, text, text_hash, source_file, source_row)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (ext_id, text, text_hash(text), source_file, row_no),
-                )
-                if cur.rowcount == 0:
-                    _check_same_text(conn, ext_id, text, source_file, row_no)
-                    skipped += 1
-                    continue
-                added += 1
-                if label is not None:
-                    seeds += 1
-                    conn.execute(
-                        "INSERT INTO annotations(item_key, label, source, kind, actor, confidence,"
-                        " created_at) VALUES (?, ?, 'import', 'label', ?, 1.0, ?)",
-                        (cur.lastrowid, label, actor, now),
-                    )
+    def _after_import(self) -> None:
         with self._lock:  # fresh statistics keep the planner on the right indexes
             self._conn.execute("PRAGMA optimize")
-        return ImportResult(added, skipped, seeds)
-
-    def count_items(self) -> int:
-        return int(self._read("SELECT COUNT(*) FROM items")[0][0])
-
-    def last_item_key(self) -> int:
-        return int(self._read("SELECT COALESCE(MAX(key), 0) FROM items")[0][0])
-
-    def count_long_texts(self, chars: int) -> int:
-        return int(self._read("SELECT COUNT(*) FROM items WHERE length(text) > ?", (chars,))[0][0])
-
-    def items(self, keys: Sequence[int] | None = None) -> list[Item]:
-        """Items in input order, or the given keys in the given order."""
-        if keys is None:
-            rows = self._read("SELECT key, ext_id, text, text_hash FROM items ORDER BY key")
-            return [Item(*r) for r in rows]
-        found: dict[int, Item] = {}
-        for chunk in chunks(list(keys), 900):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT key, ext_id, text, text_hash FROM items WHERE key IN ({marks})"
-            found.update({r[0]: Item(*r) for r in self._read(sql, chunk)})
-        return [found[k] for k in keys]
-
-    def iter_items(self, batch: int = 10_000) -> Iterator[list[Item]]:
-        """Items in input order, a batch at a time (bounded memory for big corpora)."""
-        last = 0
-        while True:
-            rows = self._read(
-                "SELECT key, ext_id, text, text_hash FROM items WHERE key > ? ORDER BY key LIMIT ?",
-                (last, batch),
-            )
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [Item(*r) for r in rows]
-
-    def existing_ids(self, ext_ids: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in chunks(list(ext_ids), 900):
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(f"SELECT ext_id FROM items WHERE ext_id IN ({marks})", chunk)
-            found.update(r[0] for r in rows)
-        return found
-
-    # ---- human decisions -----------------------------------------------------------------
-    def record_human_labels(self, annotations: Sequence[Annotation], operator: str) -> list[int]:
-        """Append human label annotations and count each one as a review done in the queue
-        (what `complete` does), all in ONE transaction; returns the annotation ids in order.
-
-        Refused before anything is written: an annotation that is not a human label
-        (ValueError), names an item not in the project (StoreError) or an item another
-        operator holds a running lease on (LeaseError).
-        """
-        for a in annotations:
-            source, kind = Source(a.source), Kind(a.kind)
-            if source is not Source.HUMAN or kind is not Kind.LABEL:
-                raise ValueError(f"not a human label: {source.value} {kind.value} on {a.item_key}")
-        now = time.time()
-        with self._tx() as conn:
-            missing = _missing_items(conn, [a.item_key for a in annotations])
-            if missing:
-                raise StoreError(f"no item {missing[0]} in the project ({len(missing)} unknown)")
-            ids = insert_annotations(conn, annotations, now)
-            for a in annotations:
-                complete_review(conn, a.item_key, operator)
-        return ids
-
-    # ---- rounds --------------------------------------------------------------------------
-    def start_round(self) -> int:
-        with self._tx() as conn:
-            cur = conn.execute("INSERT INTO rounds(started_at) VALUES (?)", (time.time(),))
-            return int(cur.lastrowid or 0)
-
-    def finish_round(self, round_id: int, stats: dict[str, Any]) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "UPDATE rounds SET finished_at = ?, stats = ? WHERE id = ?",
-                (time.time(), json.dumps(stats), round_id),
-            )
-
-    def close_interrupted_rounds(self, note: str) -> list[int]:
-        """Close every round still open (its run died) with `note` in its stats; their ids."""
-        with self._tx() as conn:
-            rows = conn.execute("SELECT id, stats FROM rounds WHERE finished_at IS NULL")
-            closed = [(r[0], json.loads(r[1] or "{}")) for r in rows.fetchall()]
-            conn.executemany(
-                "UPDATE rounds SET finished_at = ?, stats = ? WHERE id = ?",
-                [
-                    (time.time(), json.dumps(stats | {"interrupted": True, "note": note}), rid)
-                    for rid, stats in closed
-                ],
-            )
-        return [rid for rid, _ in closed]
-
-    def rounds(self) -> list[dict[str, Any]]:
-        rows = self._read("SELECT id, started_at, finished_at, stats FROM rounds ORDER BY id")
-        return [
-            {"id": r[0], "started_at": r[1], "finished_at": r[2], "stats": json.loads(r[3])}
-            for r in rows
-        ]
-
-
-def _write_labels(conn: sqlite3.Connection, label_set: LabelSet) -> None:
-    """Inside a write transaction: the label set and the creation time."""
-    conn.executemany(
-        "INSERT INTO labels(idx, name, description) VALUES (?, ?, ?)",
-        [(i, n, d) for i, (n, d) in enumerate(zip(label_set.names, label_set.descriptions))],
-    )
-    conn.execute(
-        "INSERT OR REPLACE INTO meta VALUES ('created_at', ?)", (json.dumps(time.time()),)
-    )
-
-
-def _check_same_text(
-    conn: sqlite3.Connection, ext_id: str, text: str, source_file: str, row: int
-) -> None:
-    """A re-imported id must carry the same text; anything else is a conflict, not a skip."""
-    stored = conn.execute("SELECT text_hash FROM items WHERE ext_id = ?", (ext_id,)).fetchone()
-    if stored and stored[0] != text_hash(text):
-        raise InputError(
-            f"id '{ext_id}' is already in the project with a different text",
-            file=source_file,
-            row=row,
-            field="id",
-        )
-
-
-def _missing_items(conn: sqlite3.Connection, keys: Sequence[int]) -> list[int]:
-    """The keys (sorted, unique) that name no item."""
-    wanted = set(keys)
-    found: set[int] = set()
-    for chunk in chunks(sorted(wanted), IN_CHUNK):
-        marks = ",".join("?" * len(chunk))
-        found.update(
-            r[0] for r in conn.execute(f"SELECT key FROM items WHERE key IN ({marks})", chunk)
-        )
-    return sorted(wanted - found)
 
 
 def _connect(path: str) -> sqlite3.Connection:

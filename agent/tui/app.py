@@ -22,8 +22,8 @@ from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from agent.config import ProjectConfig
+from agent.store.opening import open_store
 from agent.store.protocol import ProjectStore
-from agent.store.sqlite import Store
 from agent.tui.controller import Card, ReviewController, ReviewServices
 from agent.tui.screens import HelpScreen, LabelSearch, NoteDialog
 from agent.tui.summary import summary_line
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("project", type=Path)
     parser.add_argument("--operator", default=getpass.getuser())
     args = parser.parse_args(argv)
-    store = Store.open(args.project)
+    store = open_store(args.project)
     app = ReviewApp(store, ProjectConfig.load(args.project), args.operator)
     try:
         app.run()
