@@ -20,9 +20,10 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q -e .
 	touch $@
 
-# The dev install takes the fast embedders too (onnx-int8, static), so `make test` covers them.
+# The dev install takes the fast embedders (onnx-int8, static) and Ray Data too, so `make test`
+# covers them.
 $(DEVSTAMP): $(STAMP) pyproject.toml
-	$(PIP) install -q -e '.[dev,fast,postgres]'
+	$(PIP) install -q -e '.[dev,fast,postgres,ray]'
 	touch $@
 
 # The local LLM: llama-cpp-python compiles from source once (7-14 min on 2 cores; pip caches

@@ -90,6 +90,12 @@ class ProjectConfig(BaseModel):
     retrain_every: int = Field(20, ge=1)
     train_on_auto: bool = True  # the classifier also learns from audited auto-accepts
     overlap_rate: float = Field(0.0, ge=0.0, le=1.0)
+    # Where the pool-wide work (embedding what the cache lacks, scoring the pool) runs: "local"
+    # (this process) or "ray" (Ray Data map_batches; needs `pip install 'labelagent[ray]'`) on
+    # a Ray instance started for the run (ray_address None) or the cluster at ray_address
+    # ("auto", "ray://host:port"). Same results either way (agent/batch/).
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
     break_after_minutes: float = Field(50.0, gt=0)
     llm: LLMConfig = Field(default_factory=LLMConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)

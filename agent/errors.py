@@ -8,6 +8,7 @@ LabelAgentError                 base; the CLI turns any of these into one line +
 │   └── LeaseError              a review of an item that another operator holds now
 ├── PoolExhaustedError          a strategy asked for more items than there are candidates
 ├── EmbeddingError              the embedding model cannot be loaded
+├── EngineError                 the pool-wide engine (Ray) is not installed or not reachable
 └── LLMError                    the LLM path failed after retries (attempts, usage, raw reply)
     ├── LLMValidationError      replies never validated against the schema
     ├── AnswerError             one reply that does not validate (fed back when re-asking)
@@ -85,6 +86,10 @@ class PoolExhaustedError(LabelAgentError):
 
 class EmbeddingError(LabelAgentError):
     """The embedding model could not be loaded or run."""
+
+
+class EngineError(LabelAgentError):
+    """The engine of the pool-wide work (Ray) is not installed, or its cluster not reachable."""
 
 
 class LLMError(LabelAgentError):

@@ -17,7 +17,7 @@ FLOORS: dict[str, int] = {
     "types": 0, "errors": 1, "config": 2,
     "store": 3,
     "embed": 4, "learn": 4, "llm": 4,
-    "labeller": 5, "routing": 5,
+    "labeller": 5, "routing": 5, "batch": 5,  # batch: the pool-wide work (local or Ray)
     "loop": 6,
     "tui": 7,  # the review app
     "app": 8,  # the CLI: its `review` command opens the review app

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -257,6 +258,15 @@ RoundsOption = Annotated[int, typer.Option(min=0, help="Rounds in this run.")]
 BatchSizeOption = Annotated[int | None, typer.Option(min=1, help="Items per round.")]
 HumanBudgetOption = Annotated[int | None, typer.Option(min=0, help="Human labels, in all.")]
 LLMBudgetOption = Annotated[int | None, typer.Option(min=0, help="Paid LLM calls, in all.")]
+
+
+class EngineChoice(str, Enum):
+    """Where `run` does the pool-wide work (agent/batch/)."""
+
+    local = "local"
+    ray = "ray"
+
+
 TargetOption = Annotated[
     float | None, typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy.")
 ]
@@ -288,6 +298,20 @@ def run(
         bool,
         typer.Option("--fresh", help="Start a new run instead of finishing an interrupted one."),
     ] = False,
+    engine: Annotated[
+        EngineChoice | None,
+        typer.Option(
+            help="Where embedding and pool scoring run: here (local) or on Ray Data (ray; "
+            "pip install 'labelagent[ray]'). Default: the project's config (local).",
+        ),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster to use ('auto', 'ray://host:port'); implies --engine ray. "
+            "Default: start a local Ray instance for the run.",
+        ),
+    ] = None,
 ) -> None:
     """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue.
 
@@ -301,6 +325,8 @@ def run(
         oracle_file=oracle_file,
         force=force,
         fresh=fresh,
+        engine=engine.value if engine is not None else None,
+        ray_address=ray_address,
     )
     run_project(project, _load_config(project), options, console)
 

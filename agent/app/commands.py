@@ -24,6 +24,7 @@ from agent.app.preflight import (
 from agent.app.render import format_estimate
 from agent.app.status import project_status
 from agent.config import ProjectConfig
+from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.job import JobLimits, JobReport, Oracle, run_job
 from agent.loop.llm_setup import build_backend, build_labeller
@@ -40,6 +41,8 @@ class RunOptions:
     oracle_file: Path | None = None
     force: bool = False  # take the run lock over from a run that still holds it
     fresh: bool = False  # start a new run even where the last one was interrupted
+    engine: str | None = None  # where the pool-wide work runs (None: the project's config)
+    ray_address: str | None = None  # a Ray cluster ("auto", "ray://host:port"); implies ray
 
 
 def resolve_llm(config: ProjectConfig, llm: str | None, api_base: str | None) -> ProjectConfig:
@@ -51,6 +54,20 @@ def resolve_llm(config: ProjectConfig, llm: str | None, api_base: str | None) ->
     if api_base is not None:
         update["api_base"] = api_base
     return config.model_copy(update={"llm": config.llm.model_copy(update=update)})
+
+
+def resolve_engine(
+    config: ProjectConfig, engine: str | None, ray_address: str | None
+) -> ProjectConfig:
+    """The config with the command line's engine applied: --ray-address alone means ray;
+    with --engine local it is refused (one line), since it would be ignored."""
+    if ray_address is not None and engine == "local":
+        raise InputError("--ray-address is for --engine ray; drop one of them", field="engine")
+    chosen = engine or ("ray" if ray_address is not None else config.engine)
+    address = ray_address if ray_address is not None else config.ray_address
+    if chosen == "local":
+        address = None  # the project's saved address serves its ray runs only
+    return config.model_copy(update={"engine": chosen, "ray_address": address})
 
 
 def make_labeller(session: LabelingSession) -> Any:
@@ -104,6 +121,7 @@ def run_project(
     What would fail later (no items, no gold for a simulated LLM, answer files that match
     too few items) is refused before anything is embedded."""
     config = resolve_llm(config, options.llm, options.api_base)
+    config = resolve_engine(config, options.engine, options.ray_address)
     check_llm_choice(config.llm.model, options.oracle_file)
     if options.oracle_file is not None:
         regular_file(options.oracle_file)  # before the project opens

@@ -2,7 +2,9 @@
 
 Vectors are keyed by (embedder name, text hash): identical texts are embedded once, nothing is
 embedded twice across runs, and each finished chunk is cached at once, so a kill loses at most
-one chunk. A rich progress bar on stderr reports the work.
+one chunk. A rich progress bar on stderr reports the work. Where the chunks are embedded is a
+ChunkEmbedder's business (this process by default; Ray workers with agent.batch's Ray engine);
+the cache is written here, by the caller's process, either way.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from agent.embed.protocol import Embedder, VectorCache
+from agent.embed.batch import InProcess, text_chunk
+from agent.embed.protocol import ChunkEmbedder, Embedder, VectorCache
 from agent.errors import EmbeddingError
 from agent.types import Item
 
@@ -24,25 +27,31 @@ def embed_items(
     batch_size: int = 64,
     progress: bool = False,
     chunk_size: int | None = None,
+    engine: ChunkEmbedder | None = None,
 ) -> np.ndarray:
     """Vectors (len(items), d) in the items' order, embedding only texts the cache lacks.
 
     Identical texts (same hash) are embedded once. Missing texts go longest first, as
     sentence-transformers orders a batch, in chunks of `chunk_size` (default 16 batches);
-    each chunk is cached as soon as it is done, so a kill loses at most one chunk.
+    each chunk is cached as soon as it is done, so a kill loses at most one chunk. `engine`
+    embeds the chunks (default: here, in order); any engine gets the same chunks.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     texts = {item.text_hash: item.text for item in items}  # one text per hash, first seen
     found = cache.get_vectors(embedder.name, list(texts))
     missing = sorted((h for h in texts if h not in found), key=lambda h: -len(texts[h]))
-    chunks = _chunks(missing, chunk_size or 16 * batch_size)
+    chunks = (
+        text_chunk(chunk, [texts[h] for h in chunk])
+        for chunk in _chunks(missing, chunk_size or 16 * batch_size)
+    )
+    engine = engine or InProcess()
     with _progress_bar(len(missing), embedder.name, enabled=progress and bool(missing)) as bar:
-        for chunk in chunks:
-            vectors = embedder.encode([texts[h] for h in chunk], batch_size=batch_size)
-            cache.put_vectors(embedder.name, chunk, vectors)
-            found.update(zip(chunk, vectors, strict=True))
-            bar(len(chunk))
+        for done in engine.embed_chunks(embedder, chunks, batch_size):
+            hashes = [str(h) for h in done["hash"]]
+            cache.put_vectors(embedder.name, hashes, done["vector"])
+            found.update(zip(hashes, done["vector"], strict=True))
+            bar(len(hashes))
     return _assemble([item.text_hash for item in items], found, embedder)
 
 

@@ -1,4 +1,5 @@
-"""The two protocols of embedding: an Embedder (texts -> unit vectors) and a VectorCache.
+"""The protocols of embedding: an Embedder (texts -> unit vectors), a VectorCache, and a
+ChunkEmbedder (where chunks of texts are embedded: this process, or Ray workers).
 
 An embedder is a pure batch function texts (n,) -> vectors (n, d) float32, L2-normalised, with
 no global state and no store, so that a Ray Data `map_batches` worker (or a later ONNX int8 or
@@ -8,7 +9,7 @@ hash); the project Store satisfies it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -34,3 +35,15 @@ class VectorCache(Protocol):
     def get_vectors(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]: ...
 
     def put_vectors(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None: ...
+
+
+class ChunkEmbedder(Protocol):
+    """Where chunks of texts are embedded: in this process or on a cluster (agent/batch/).
+
+    Takes text chunks {"hash" (b,), "text" (b,)} and yields vector chunks {"hash" (b,),
+    "vector" (b, d)} (see agent.embed.batch), in any order; the caller caches each as it comes.
+    """
+
+    def embed_chunks(
+        self, embedder: Embedder, chunks: Iterable[Mapping[str, np.ndarray]], batch_size: int
+    ) -> Iterator[Mapping[str, np.ndarray]]: ...

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from agent.embed import Embedder, embed_items
+from agent.embed.protocol import ChunkEmbedder
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.protocol import ProjectStore
 from agent.types import NO_LABEL, Item, LabelSet
@@ -83,10 +84,19 @@ def label_texts(label_set: LabelSet) -> list[str]:
     return out
 
 
-def build_pool(store: ProjectStore, embedder: Embedder, batch_size: int, progress: bool) -> Pool:
-    """Load every item, embed what is not cached yet, embed the label descriptions."""
+def build_pool(
+    store: ProjectStore,
+    embedder: Embedder,
+    batch_size: int,
+    progress: bool,
+    engine: ChunkEmbedder | None = None,
+) -> Pool:
+    """Load every item, embed what is not cached yet (on `engine`: default here), embed the
+    label descriptions (here: a few texts)."""
     items = store.items()
-    vectors = embed_items(items, embedder, store, batch_size=batch_size, progress=progress)
+    vectors = embed_items(
+        items, embedder, store, batch_size=batch_size, progress=progress, engine=engine
+    )
     label_vectors = embedder.encode(label_texts(store.label_set), batch_size=batch_size)
     keys = np.fromiter((it.key for it in items), dtype=np.int64, count=len(items))
     pool = Pool(items, keys, vectors.astype(np.float32, copy=False), label_vectors)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.batch import Engine
 from agent.config import ProjectConfig
 from agent.embed import Embedder
 from agent.errors import InputError
@@ -52,16 +53,18 @@ class LabelingSession(LoopState):
         progress: bool = False,
         *,
         llm: str | ChatBackend | None = None,
+        engine: Engine | None = None,
     ) -> None:
         """`llm`: a model name (as `llm.model`; 'none' switches the configured LLM off) or a
         ChatBackend; None keeps the config's model. The LLM is built when a job first needs
-        it, so opening a project to read or review it needs no API key."""
+        it, so opening a project to read or review it needs no API key. `engine` runs the
+        pool-wide work (default: the config's `engine`, "local" or "ray", at `ray_address`)."""
         config = config or ProjectConfig()
         if isinstance(llm, str):
             config = with_model(config, llm)
         elif llm is not None:
             backend = llm
-        super().__init__(store, config, embedder, backend, progress)
+        super().__init__(store, config, embedder, backend, progress, engine=engine)
         self._warned: set[str] = set()
 
     @classmethod
@@ -90,7 +93,11 @@ class LabelingSession(LoopState):
         return cls(store, **kwargs)
 
     def close(self) -> None:
-        self.store.close()
+        """Close the store, and stop the Ray instance the engine started, if it did."""
+        try:
+            self.engine.close()
+        finally:
+            self.store.close()
 
     # ---- library verbs -------------------------------------------------------------------
     def query(self, n: int | None = None, strategy: str | None = None) -> list[Item]:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent.batch import Engine, make_engine
 from agent.config import ProjectConfig
 from agent.embed import Embedder, make_embedder
 from agent.learn.cells import kmeans_cells
-from agent.learn.committee import Committee, zero_shot_proba
+from agent.learn.committee import Committee
 from agent.learn.crossfit import heldout_probs, log_loss, out_of_fold
 from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
@@ -59,11 +60,15 @@ class LoopState:
         embedder: Embedder | None = None,
         backend: ChatBackend | None = None,
         progress: bool = False,
+        *,
+        engine: Engine | None = None,
     ) -> None:
+        """`engine` runs the pool-wide work (default: the config's engine and ray_address)."""
         self.store = store
         self.config = config or ProjectConfig()
         self.label_set: LabelSet = store.label_set
         self.embedder = embedder or make_embedder(self.config.embedding_model)
+        self.engine = engine or make_engine(self.config.engine, self.config.ray_address)
         self.backend = backend
         self.progress = progress
         # Who claims items for the LLM (with this process's pid and host): one name per worker.
@@ -90,7 +95,11 @@ class LoopState:
         """Every item with its vector; built (and embedded, cached) on first use."""
         if self._pool is None or self._pool.last_key != self.store.last_item_key():
             self._pool = build_pool(
-                self.store, self.embedder, self.config.embedding_batch_size, self.progress
+                self.store,
+                self.embedder,
+                self.config.embedding_batch_size,
+                self.progress,
+                self.engine,
             )
             self._committee = self._scores = None
         return self._pool
@@ -237,18 +246,16 @@ class LoopState:
 
     @property
     def scores(self) -> Scores:
-        """Committee probabilities for the whole pool, computed once per fit."""
+        """Committee probabilities for the whole pool, computed once per fit (on the engine)."""
         if self._scores is None:
-            committee, vectors = self.committee, self.pool.vectors
-            probs = committee.predict_proba(vectors)
+            committee, pool = self.committee, self.pool
+            probs, members, zeroshot = self.engine.score(
+                committee, pool.vectors, pool.label_vectors
+            )
             if self._crossfit is not None:  # LLM-taught rows: what a model without them says
                 voted, oof = self._crossfit
                 probs[voted] = oof
-            self._scores = Scores(
-                probs,
-                committee.member_proba(vectors),
-                zero_shot_proba(vectors, self.pool.label_vectors, committee.temperature),
-            )
+            self._scores = Scores(probs, members, zeroshot)
         return self._scores
 
     # ---- selection -----------------------------------------------------------------------
