@@ -364,6 +364,38 @@ class StoreContract(RunContract):
         np.testing.assert_array_equal(store.get_vectors("other", ["h1"])["h1"], vectors[2] * 2)
         assert store.get_vectors("mini", []) == {}
 
+    def test_the_pool_streams_missing_texts_and_vectors_in_key_order(
+        self, tmp_path: Path
+    ) -> None:
+        store = self.project(tmp_path / "p", n=0)
+        store.add_items([("a", "same text", None), ("b", "other", None), ("c", "same text", None)])
+        items = store.items()
+        same, other = items[0].text_hash, items[1].text_hash
+        assert store.count_missing_vectors("mini") == 2  # identical texts count once
+        pages = [store.missing_texts("mini", "", 1)]
+        pages.append(store.missing_texts("mini", pages[0][-1][0], 5))
+        assert sorted(p[0] for p in pages) == sorted([(same, "same text"), (other, "other")])
+        assert store.missing_texts("mini", pages[1][-1][0], 5) == []
+        vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
+        store.put_vectors("mini", [same, other], vectors)
+        assert store.count_missing_vectors("mini") == 0
+        assert store.missing_texts("mini", "", 5) == []
+        assert store.count_missing_vectors("other-model") == 2
+        keys = [it.key for it in items]
+        rows = store.vectors_by_key("mini", 0, keys[-1], 10)
+        assert [k for k, _ in rows] == keys
+        got = [np.frombuffer(v, dtype=np.float32) for _, v in rows]
+        np.testing.assert_array_equal(np.stack(got), vectors[[0, 1, 0]])
+        assert [k for k, _ in store.vectors_by_key("mini", keys[0], keys[1], 10)] == [keys[1]]
+        assert store.vectors_by_key("other-model", 0, keys[-1], 1) == [(keys[0], None)]
+
+    def test_keys_for_ids_names_the_ids_that_exist(self, tmp_path: Path) -> None:
+        store = self.project(tmp_path / "p", n=0)
+        store.add_items([("a", "one", None), ("b", "two", None)])
+        keys = {it.id: it.key for it in store.items()}
+        assert store.keys_for_ids(["b", "zz", "a", "b"]) == keys
+        assert store.keys_for_ids([]) == {}
+
     # ---- review queue ------------------------------------------------------------------------
     def test_lease_gives_most_valuable_first_and_never_the_same_item_twice(
         self, tmp_path: Path

@@ -46,7 +46,8 @@ def _true_accuracy(session: LabelingSession, gold: dict[str, str]) -> float:
     session.reload_labels()
     names = session.label_set.names
     guess = session.best_guess()
-    return float(np.mean([names[g] == gold[it.text] for g, it in zip(guess, session.pool.items)]))
+    items = session.store.items()
+    return float(np.mean([names[g] == gold[it.text] for g, it in zip(guess, items, strict=True)]))
 
 
 def test_the_job_stops_once_an_audit_bears_the_target_out(datasets: Path) -> None:

@@ -58,7 +58,8 @@ def test_the_pool_grows_when_items_are_added_to_the_store(datasets: Path) -> Non
     first = session.pool
     assert session.pool is first and len(first) == 50
     session.store.add_items([(f"late{i}", t, None) for i, t in enumerate(texts[50:])])
-    assert len(session.pool) == 60 and session.pool.items[-1].id == "late9"
+    assert len(session.pool) == 60
+    assert session.items_at([len(session.pool) - 1])[0].id == "late9"
 
 
 def test_submit_rejects_unknown_label_and_id(datasets: Path) -> None:
@@ -107,6 +108,7 @@ def test_job_with_simulated_llm_auto_accepts_and_estimate_covers_truth(datasets:
     session.reload_labels()
     guess = session.best_guess()  # the estimate speaks of labels, else suggested labels
     names = session.label_set.names
-    truth = np.mean([names[g] == gold_by_text[it.text] for g, it in zip(guess, session.pool.items)])
+    items = session.store.items()
+    truth = np.mean([names[g] == gold_by_text[it.text] for g, it in zip(guess, items, strict=True)])
     estimate = session.store.get_meta("estimated_accuracy")
     assert estimate["low"] <= truth <= estimate["high"], (truth, estimate)

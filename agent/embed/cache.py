@@ -46,7 +46,7 @@ def embed_items(
         for chunk in _chunks(missing, chunk_size or 16 * batch_size)
     )
     engine = engine or InProcess()
-    with _progress_bar(len(missing), embedder.name, enabled=progress and bool(missing)) as bar:
+    with progress_bar(len(missing), embedder.name, enabled=progress and bool(missing)) as bar:
         for done in engine.embed_chunks(embedder, chunks, batch_size):
             hashes = [str(h) for h in done["hash"]]
             cache.put_vectors(embedder.name, hashes, done["vector"])
@@ -63,14 +63,19 @@ def _assemble(
         return np.zeros((0, embedder.dim), dtype=np.float32)
     widths = {len(found[h]) for h in hashes}
     if len(widths) > 1:
-        raise EmbeddingError(
-            f"cached vectors for model '{embedder.name}' have mixed widths {sorted(widths)}; "
-            "the model behind this name has changed; configure it under a new name"
-        )
+        raise mixed_widths(embedder.name, widths)
     out = np.empty((len(hashes), widths.pop()), dtype=np.float32)
     for row, h in enumerate(hashes):
         out[row] = found[h]
     return out
+
+
+def mixed_widths(model: str, widths: set[int]) -> EmbeddingError:
+    """The error for a cache whose vectors under one model name disagree on width."""
+    return EmbeddingError(
+        f"cached vectors for model '{model}' have mixed widths {sorted(widths)}; "
+        "the model behind this name has changed; configure it under a new name"
+    )
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
@@ -79,7 +84,7 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
 
 
 @contextmanager
-def _progress_bar(total: int, model: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+def progress_bar(total: int, model: str, enabled: bool) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(n)` callable driving a rich bar on stderr (stdout stays clean for
     --json output); a no-op when disabled."""
     if not enabled:

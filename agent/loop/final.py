@@ -84,12 +84,18 @@ def _label_sure(
 ) -> None:
     probs = state.scores.probs
     names = state.label_set.names
-    state.store.add_annotations([
-        Annotation(int(state.pool.keys[i]), names[int(lab)], Source.MODEL, Kind.LABEL,
-                   actor="final-pass", confidence=float(probs[i].max()), round=round_no,
-                   meta={"stage": "final"})
-        for i, lab in zip(positions, labels)
-    ])
+    for part in _batches(len(positions)):  # bounded memory: a million labels are many objects
+        state.store.add_annotations([
+            Annotation(int(state.pool.keys[i]), names[int(lab)], Source.MODEL, Kind.LABEL,
+                       actor="final-pass", confidence=float(probs[i].max()), round=round_no,
+                       meta={"stage": "final"})
+            for i, lab in zip(positions[part], labels[part])
+        ])
+
+
+def _batches(n: int, size: int = 10_000) -> list[slice]:
+    """Slices covering range(n) in pieces of `size`."""
+    return [slice(start, start + size) for start in range(0, n, size)]
 
 
 def _enqueue(
@@ -100,7 +106,8 @@ def _enqueue(
     P(wrong) shown is the one of the label suggested, which the classifier's alone is not
     where the LLM's vote moved the guess."""
     p_wrong = 1.0 - state.p_right()[positions]
-    reasons = [reason] * len(positions)
-    priority = p_wrong + bonus
-    entries = queue_entries(state, positions, reasons, priority, best[positions], p_wrong, round_no)
-    state.store.enqueue(entries)
+    for part in _batches(len(positions)):
+        at, wrong = positions[part], p_wrong[part]
+        reasons = [reason] * len(at)
+        entries = queue_entries(state, at, reasons, wrong + bonus, best[at], wrong, round_no)
+        state.store.enqueue(entries)

@@ -37,18 +37,20 @@ def build_backend(
     config = state.config
     if config.llm.model is None:
         return None
-    from agent.llm.factory import make_backend  # litellm and the SDKs load only when needed
+    from agent.llm.factory import ANNOTATOR_PREFIXES, make_backend  # SDKs load only if needed
 
-    items = state.pool.items
+    if not config.llm.model.startswith(ANNOTATOR_PREFIXES):  # a real LLM: no texts needed
+        return make_backend(config.llm)
+    texts_by_id = {it.id: it.text for batch in state.store.iter_items() for it in batch}
     gold = None
     if gold_by_id is not None:
-        gold = {it.text: gold_by_id[it.id] for it in items if it.id in gold_by_id}
+        gold = {text: gold_by_id[i] for i, text in texts_by_id.items() if i in gold_by_id}
     return make_backend(
         config.llm,
         label_set=state.label_set,
         gold=gold,
         label_embeddings=state.pool.label_vectors,
-        texts_by_id={it.id: it.text for it in items},
+        texts_by_id=texts_by_id,
     )
 
 

@@ -76,7 +76,7 @@ def run_round(
     positions = state.select_positions(n)
     if positions.size == 0:
         return stats
-    items = [state.pool.items[i] for i in positions]
+    items = state.items_at(positions)
     decisions = _prelabel(state, labeller, items, positions, round_no)
     llm_label, llm_conf = _vote_arrays(state, decisions, len(items))
     thresholds = current_thresholds(state)
@@ -162,7 +162,7 @@ def retry_failed_items(
     if not claimed:
         return 0, 0
     positions = state.pool.positions(claimed)
-    asked = _ask(state, labeller, [state.pool.items[i] for i in positions], positions, round_no)
+    asked = _ask(state, labeller, state.items_at(positions), positions, round_no)
     refresh_queue(state, claimed)
     return len(asked), sum(call_failed(d) for d in asked)
 

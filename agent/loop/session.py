@@ -107,7 +107,7 @@ class LabelingSession(LoopState):
             "configured ({model}); run_job or arun_job pre-label with it.",
         )
         positions = self.select_positions(n or self.config.batch_size, strategy)
-        return [self.pool.items[i] for i in positions]
+        return self.items_at(positions)
 
     def submit(
         self,
@@ -116,11 +116,11 @@ class LabelingSession(LoopState):
         round_no: int = 0,
     ) -> int:
         """Record human labels given by external id; returns how many were stored."""
-        by_id = {item.id: item for item in self.pool.items}
-        unknown = next((ext_id for ext_id in answers if ext_id not in by_id), None)
+        keys = self.store.keys_for_ids(list(answers))
+        unknown = next((ext_id for ext_id in answers if ext_id not in keys), None)
         if unknown is not None:
             raise InputError(f"unknown item id '{unknown}'", field="id")
-        labels = [HumanLabel(by_id[i].key, label, round_no) for i, label in answers.items()]
+        labels = [HumanLabel(keys[i], label, round_no) for i, label in answers.items()]
         stored = record_human_labels(self.store, labels, actor)
         self.reload_labels()
         return len(stored)
@@ -224,8 +224,9 @@ class LabelingSession(LoopState):
             return []
         sims = pool.vectors[labelled] @ pool.vectors[pool.position(item_key)]
         order = np.argsort(-sims)[:k]
+        nearest = labelled[order]
         return [
-            (pool.items[i].text, self.label_set.names[pool.labels[i]], float(sim))
-            for i, sim in zip(labelled[order], sims[order])
+            (item.text, self.label_set.names[pool.labels[i]], float(sim))
+            for item, i, sim in zip(self.items_at(nearest), nearest, sims[order], strict=True)
         ]
 

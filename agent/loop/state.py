@@ -7,7 +7,7 @@ restarted process picks up where the last one stopped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from agent.routing.priority import unlabelled_in_cell
 from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust, posterior_probs
 from agent.routing.votes import Votes, best_label
 from agent.store.protocol import ProjectStore
-from agent.types import NO_LABEL, LabelSet, Source
+from agent.types import NO_LABEL, Item, LabelSet, Source
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,11 @@ class LoopState:
             )
             self._committee = self._scores = None
         return self._pool
+
+    def items_at(self, positions: np.ndarray | Sequence[int]) -> list[Item]:
+        """The items at pool positions, in that order, read from the store (the pool holds
+        no texts)."""
+        return self.store.items(self.pool.keys[np.asarray(positions, dtype=np.int64)].tolist())
 
     def reload_labels(self) -> None:
         """Pick up labels written by others (the TUI, another process) since the last look."""
@@ -376,7 +381,7 @@ class LoopState:
         index = FewShotIndex(
             pool.vectors[human],
             [self.label_set.names[pool.labels[i]] for i in human],
-            [pool.items[i].text for i in human],
+            [item.text for item in self.items_at(human)],
         )
         return index.select(pool.vectors[positions], k)
 

@@ -19,6 +19,10 @@ _CACHE_COLUMNS = (
     "key", "model", "payload", "prompt_tokens", "completion_tokens", "cost_usd", "created_at"
 )  # fmt: skip
 _PUT_REPLY = upsert("llm_cache", _CACHE_COLUMNS, ("key",))
+# An item (alias i) whose text has no vector under the model bound to the next `?`.
+_UNCACHED = (
+    "NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.model = ? AND e.text_hash = i.text_hash)"
+)
 _PUT_VECTOR = upsert("embeddings", ("model", "text_hash", "vector"), ("model", "text_hash"))
 
 
@@ -76,6 +80,34 @@ class CacheOps(SQLOps):
             rows = self._read(f"{sql}({marks})", [model, *chunk])
             found.update({h: np.frombuffer(v, dtype=np.float32) for h, v in rows})
         return found
+
+    def count_missing_vectors(self, model: str) -> int:
+        """How many distinct item texts have no vector under `model` yet."""
+        sql = f"SELECT COUNT(DISTINCT i.text_hash) FROM items i WHERE {_UNCACHED}"
+        return int(self._read(sql, (model,))[0][0])
+
+    def missing_texts(self, model: str, after: str, limit: int) -> list[tuple[str, str]]:
+        """One page of what embedding still has to do: (text hash, text) of item texts with no
+        vector under `model`, hashes above `after` in hash order, at most `limit` of them.
+        Paging by hash keeps memory to one page and stays correct while pages get cached."""
+        sql = (
+            f"SELECT i.text_hash, MIN(i.text) FROM items i WHERE i.text_hash > ? AND {_UNCACHED}"
+            " GROUP BY i.text_hash ORDER BY i.text_hash LIMIT ?"
+        )
+        return [(str(h), str(t)) for h, t in self._read(sql, (after, model, limit))]
+
+    def vectors_by_key(
+        self, model: str, after: int, upto: int, limit: int
+    ) -> list[tuple[int, bytes | None]]:
+        """One page of the pool's vectors: (item key, float32 bytes, None if uncached) for the
+        items with after < key <= upto, in key order, at most `limit` of them."""
+        sql = (
+            "SELECT i.key, e.vector FROM items i LEFT JOIN embeddings e"
+            " ON e.model = ? AND e.text_hash = i.text_hash"
+            " WHERE i.key > ? AND i.key <= ? ORDER BY i.key LIMIT ?"
+        )
+        rows = self._read(sql, (model, after, upto, limit))
+        return [(int(k), None if v is None else bytes(v)) for k, v in rows]
 
     def put_vectors(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors (n, d) under (model, text hash) in one transaction."""

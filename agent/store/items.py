@@ -113,6 +113,15 @@ class ItemOps(SQLOps):
             last = rows[-1][0]
             yield [Item(*r) for r in rows]
 
+    def keys_for_ids(self, ext_ids: Sequence[str]) -> dict[str, int]:
+        """Store keys by external id, for the ids that exist."""
+        found: dict[str, int] = {}
+        for chunk in chunks(list(dict.fromkeys(ext_ids)), 900):
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(f"SELECT ext_id, key FROM items WHERE ext_id IN ({marks})", chunk)
+            found.update((str(i), int(k)) for i, k in rows)
+        return found
+
     def existing_ids(self, ext_ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for chunk in chunks(list(ext_ids), 900):

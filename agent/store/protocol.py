@@ -96,6 +96,10 @@ class ProjectStore(Protocol):
         """Those of `ext_ids` already in the project."""
         ...
 
+    def keys_for_ids(self, ext_ids: Sequence[str]) -> dict[str, int]:
+        """Store keys by external id, for those of `ext_ids` that exist."""
+        ...
+
     # ---- annotations (append-only; an undo appends a retraction) -------------------------
     def add_annotations(self, annotations: Sequence[Annotation]) -> list[int]:
         """Append annotations in one transaction; their ids (increasing) in order."""
@@ -236,6 +240,22 @@ class ProjectStore(Protocol):
 
     def put_vectors(self, model: str, hashes: Sequence[str], vectors: np.ndarray) -> None:
         """Store vectors (n, d), row i under (model, hashes[i])."""
+        ...
+
+    def count_missing_vectors(self, model: str) -> int:
+        """How many distinct item texts have no vector under `model` yet."""
+        ...
+
+    def missing_texts(self, model: str, after: str, limit: int) -> list[tuple[str, str]]:
+        """A page of (text hash, text) of item texts with no vector under `model`: hashes
+        above `after`, ascending, at most `limit`."""
+        ...
+
+    def vectors_by_key(
+        self, model: str, after: int, upto: int, limit: int
+    ) -> list[tuple[int, bytes | None]]:
+        """A page of (item key, float32 vector bytes or None if uncached) for after < key <=
+        upto, keys ascending, at most `limit`."""
         ...
 
     # ---- rounds --------------------------------------------------------------------------
