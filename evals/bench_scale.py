@@ -104,17 +104,16 @@ def cli(*args: str) -> None:
 
 
 def embed_all(project: Path) -> None:
-    """Every row's vector into the project's cache, as `run` would do it on its first round,
-    measuring what `store.items()` (every Item with its text) costs in memory first."""
-    from agent.embed import embed_items, make_embedder
+    """Every row's vector into the project's cache, by the path `run` takes on its first
+    round (texts streamed from the store a page at a time)."""
+    from agent.embed import make_embedder
+    from agent.embed.project import embed_project
     from agent.store.sqlite import Store
 
     with Store.open(project) as store:
-        before = rss_gb()
-        items = store.items()
-        print(f"store.items(): {len(items)} Items hold {rss_gb() - before:.2f} GB RSS")
         embedder = make_embedder(store_config_model(project))
-        embed_items(items, embedder, store, batch_size=1024, chunk_size=50_000)
+        keys, vectors = embed_project(store, embedder, batch_size=1024)
+        print(f"pool arrays: {len(keys)} keys and vectors {vectors.nbytes / 1e9:.2f} GB")
 
 
 def store_config_model(project: Path) -> str:
