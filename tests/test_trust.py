@@ -42,6 +42,37 @@ def test_the_llm_is_asked_until_audits_show_it_below_the_classifier() -> None:
     assert "33% of 60 audits" in LLMTrust(60, 20, 50, n_classes=2).describe()
 
 
+def test_a_borderline_llm_is_audited_more_before_it_is_called_on_everything() -> None:
+    """40 audits right on 70 % leave the call weight inside the accuracy's interval: the
+    call stays open (small probes, 20 audits more); far from it either way, it is settled;
+    at three times the trust audits it is settled whatever they show."""
+    borderline = LLMTrust(60, 42, 40, n_classes=2)
+    assert not borderline.call_settled(40) and borderline.audits_wanted(40) == 80
+    assert borderline.worth_calling(40)  # still probing
+    assert LLMTrust(60, 50, 40, n_classes=2).call_settled(40)  # clearly worth it
+    assert LLMTrust(60, 33, 40, n_classes=2).call_settled(40)  # clearly not
+    assert not LLMTrust(60, 33, 40, n_classes=2).worth_calling(40)
+    assert LLMTrust(120, 84, 80, n_classes=2).call_settled(40)
+    assert LLMTrust(20, 8, 8, n_classes=2).audits_wanted(40) == 40  # the first ones first
+
+
+def test_probes_are_a_uniform_draw_until_the_call_is_settled(datasets: Path) -> None:
+    """Audits of actively chosen items misjudge an LLM (they are not where it would be asked
+    next), so the job probes with random items until audits settle the call."""
+    from agent.loop.job import _round_strategy
+
+    texts, _ = _trec(datasets, 50)
+    label_set = load_label_set(datasets / "trec" / "labels.json")
+    session = LabelingSession.from_texts(texts, label_set, config=ProjectConfig(
+        embedding_model="hashing"))
+    labeller = object()
+    assert _round_strategy(session, labeller) == "random"  # type: ignore[arg-type]
+    assert _round_strategy(session, None) is None
+    settled = LLMTrust(60, 55, 40, n_classes=len(label_set.names))
+    session.trust = lambda: settled  # type: ignore[method-assign]
+    assert _round_strategy(session, labeller) is None  # type: ignore[arg-type]
+
+
 def test_a_clearly_strong_llm_is_trusted_before_all_audits_are_in() -> None:
     assert LLMTrust(20, 20, 10, n_classes=4).established(min_audits=40)
     assert not LLMTrust(20, 11, 10, n_classes=2).established(min_audits=40)

@@ -64,16 +64,21 @@ def current_thresholds(state: LoopState) -> Thresholds:
 
 
 def run_round(
-    state: LoopState, round_no: int, labeller: Labeller | None, n: int
+    state: LoopState,
+    round_no: int,
+    labeller: Labeller | None,
+    n: int,
+    strategy: str | None = None,
 ) -> RoundStats:
-    """Select n candidates, get the LLM's view (if any), route them, persist everything.
+    """Select n candidates (by `strategy`, default the configured one), get the LLM's view
+    (if any), route them, persist everything.
 
     With an LLM configured but `labeller` None (audits show it adds nothing), the items go to
     people as 'llm_off', ordered by the classifier alone."""
     stats = RoundStats(round_no)
     stats.llm_retried, stats.llm_failed = retry_failed_items(state, labeller, round_no)
     stats.llm_calls = stats.llm_retried - stats.llm_failed
-    positions = state.select_positions(n)
+    positions = state.select_positions(n, strategy)
     if positions.size == 0:
         return stats
     items = state.items_at(positions)
@@ -256,11 +261,13 @@ def _mark_llm_audits(
     state: LoopState, result: RoutingResult, round_no: int, answered: np.ndarray
 ) -> None:
     """Send a uniform random share of the LLM-labelled items to people as 'llm_audit': until
-    `trust_audits` are in (answered or waiting) as many as are missing, then a small rate.
+    the audits the trust wants are in (answered or waiting: `trust_audits`, more while the
+    call is unsettled) as many as are missing, then a small rate.
     Items whose call failed (`answered` False) have no LLM label to audit."""
     routing = state.config.routing
     waiting = sum(e.reason == LLM_AUDIT for e in state.store.pending())
-    missing = routing.trust_audits - state.trust().checked - waiting
+    trust = state.trust()
+    missing = trust.audits_wanted(routing.trust_audits) - trust.checked - waiting
     rng = np.random.default_rng([state.config.seed, round_no, 29])
     n = result.route.size
     if missing > 0:

@@ -30,6 +30,12 @@ MIN_WEIGHT = 0.01  # labels worth less than this (binary: right under 55 %) teac
 # on real replays (babe, binary) LLMs right on 63 % or less did not lower the human labels
 # that active learning without them needed, those right on 66 % and more did.
 CALL_WEIGHT = 0.08
+# Calling the LLM on the whole pool is decided on a few dozen audits, and 40 audits of an LLM
+# right on 57 % read 65 % or more one time in ten. So the decision waits (small probes, more
+# audits) while the call weight lies inside the accuracy's CALL_CONFIDENCE interval, up to
+# MAX_TRUST_AUDITS times the configured trust audits.
+CALL_CONFIDENCE = 0.8
+MAX_TRUST_AUDITS = 3
 PRIOR_AUDITS = 8.0  # pseudo-audits per label that pull its figures toward the overall accuracy
 
 
@@ -118,13 +124,34 @@ class LLMTrust:
         six labels: under 40 %, or a biased LLM whose habitual label is near chance), or it is
         right clearly less often than the classifier on the same items (by more than
         `TIE_MARGIN`; near a tie two independent opinions still help). The whole pool is at
-        stake, so the benefit of the doubt goes to not paying."""
-        if not self.established(min_audits):
+        stake, so the benefit of the doubt goes to not paying. Until `call_settled`, True: the
+        job keeps probing with small batches while audits come in."""
+        if not self.call_settled(min_audits):
             return True
         llm_rate = self.llm_correct / self.checked
         clf_rate = self.clf_correct / self.checked
         worth = self.informative() and self.expected_weight() >= CALL_WEIGHT
         return worth and llm_rate + TIE_MARGIN >= clf_rate
+
+    def call_settled(self, min_audits: int) -> bool:
+        """Whether the audits settle if calling the LLM on everything pays: established, and
+        its accuracy's `CALL_CONFIDENCE` interval lies clear of the call weight (or is too
+        low to inform at all), or `MAX_TRUST_AUDITS` times `min_audits` are in."""
+        if not self.established(min_audits):
+            return False
+        if self.checked >= MAX_TRUST_AUDITS * min_audits or not self.informative():
+            return True
+        low, high = (float(b) for b in proportion_interval(
+            self.llm_correct, self.checked, 2 * CALL_CONFIDENCE - 1
+        ))
+        return self.weight_at(low) >= CALL_WEIGHT or self.weight_at(high) < CALL_WEIGHT
+
+    def audits_wanted(self, min_audits: int) -> int:
+        """Random LLM audits to have in (answered or waiting): `min_audits`, then half as
+        many again at a time while the call is not settled."""
+        if self.checked < min_audits or self.call_settled(min_audits):
+            return min_audits
+        return min(self.checked + max(1, min_audits // 2), MAX_TRUST_AUDITS * min_audits)
 
     def describe(self) -> str:
         """One line for the progress display and `status`."""
