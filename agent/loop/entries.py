@@ -6,13 +6,14 @@ Rounds, the queue refresh, the final pass and the final audit all queue items th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from agent.loop.state import LoopState
-from agent.types import NO_LABEL, LabelDecision, QueueEntry
+from agent.types import NO_LABEL, LabelDecision, QueueEntry, Source
 
 LLMView = dict[str, Any]
 
@@ -27,6 +28,28 @@ def llm_view(decision: LabelDecision | None) -> LLMView | None:
         "rationale": decision.rationale,
         "method": decision.confidence_method,
     }
+
+
+def vote_decision(row: dict[str, Any]) -> LabelDecision:
+    """A stored LLM vote as the decision it recorded (cached: replaying it costs nothing)."""
+    meta = json.loads(row["meta"] or "{}")
+    return LabelDecision(
+        row["label"],
+        float(row["confidence"] or 0.0),
+        row["rationale"],
+        meta.get("confidence_method", "stated"),
+        cached=True,
+        prompt_hash=row["prompt_hash"],
+        model=row["actor"],
+    )
+
+
+def stored_llm_views(state: LoopState, positions: np.ndarray) -> list[LLMView | None]:
+    """The LLM's latest stored answer on each item at `positions`, as a reviewer sees it: an
+    item queued again (a final audit, a classifier doubt) keeps the answer it was asked for."""
+    keys = [int(k) for k in state.pool.keys[positions]]
+    latest = state.store.latest_votes(Source.LLM.value, keys)
+    return [llm_view(vote_decision(latest[k])) if k in latest else None for k in keys]
 
 
 def suggestion(

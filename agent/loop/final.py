@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from agent.loop.entries import queue_entries
+from agent.loop.entries import queue_entries, stored_llm_views
 from agent.loop.state import LoopState
 from agent.routing.ppi import AUDIT_POPULATION, active_draw_probabilities
 from agent.routing.priority import AUDIT_BONUS
@@ -109,5 +109,8 @@ def _enqueue(
     for part in _batches(len(positions)):
         at, wrong = positions[part], p_wrong[part]
         reasons = [reason] * len(at)
-        entries = queue_entries(state, at, reasons, wrong + bonus, best[at], wrong, round_no)
+        views = stored_llm_views(state, at)
+        entries = queue_entries(
+            state, at, reasons, wrong + bonus, best[at], wrong, round_no, views
+        )
         state.store.enqueue(entries)

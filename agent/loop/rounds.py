@@ -12,7 +12,6 @@ review, refreshing its queue entry with the answer.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.labeller.outcomes import call_failed
-from agent.loop.entries import llm_view, queue_entries
+from agent.loop.entries import llm_view, queue_entries, vote_decision
 from agent.loop.resume import PLAN_KEY
 from agent.loop.state import LoopState
 from agent.routing.priority import AUDIT_BONUS, AUDIT_REASONS, DENSITY_POWER, review_priority
@@ -191,20 +190,6 @@ def _earlier_votes(state: LoopState, items: list[Item]) -> dict[int, LabelDecisi
     """Stored LLM votes on these items, as decisions (marked cached: nothing is paid)."""
     latest = state.store.latest_votes(Source.LLM.value, [item.key for item in items])
     return {key: vote_decision(row) for key, row in latest.items()}
-
-
-def vote_decision(row: dict[str, Any]) -> LabelDecision:
-    """A stored LLM vote as the decision it recorded (cached: replaying it costs nothing)."""
-    meta = json.loads(row["meta"] or "{}")
-    return LabelDecision(
-        row["label"],
-        float(row["confidence"] or 0.0),
-        row["rationale"],
-        meta.get("confidence_method", "stated"),
-        cached=True,
-        prompt_hash=row["prompt_hash"],
-        model=row["actor"],
-    )
 
 
 def _vote_arrays(

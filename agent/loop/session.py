@@ -24,11 +24,11 @@ from agent.config import ProjectConfig
 from agent.embed import Embedder
 from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
-from agent.loop.entries import llm_view, suggestion
+from agent.loop.entries import llm_view, suggestion, vote_decision
 from agent.loop.llm_setup import with_model
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.loop.results import result_records
-from agent.loop.rounds import refresh_queue, vote_decision
+from agent.loop.rounds import refresh_queue
 from agent.loop.state import LoopState, Scores
 from agent.routing.accuracy import store_estimate
 from agent.routing.sources import current_labels
