@@ -44,6 +44,10 @@ class LLMConfig(BaseModel):
     # Calls in a row that fail after their retries before the run stops (a dead endpoint, a
     # wrong key); fewer failures only fail their items, which the next run asks again.
     stop_after_failures: int = Field(5, ge=1, le=1000)
+    # Whether answers carry a one-sentence rationale. "auto": not from an endpoint on this
+    # machine (127.0.0.1, localhost), where every written token costs seconds of the
+    # user's own CPU; always from a remote provider.
+    rationale: Literal["auto", "always", "never"] = "auto"
 
 
 class RoutingConfig(BaseModel):

@@ -170,6 +170,12 @@ def _run_locked(
     if endpoint is not None:
         console.print(endpoint, markup=False, soft_wrap=True)
     labeller = make_labeller(session)
+    if labeller is not None and not labeller.rationale and config.llm.rationale == "auto":
+        console.print(
+            "answers without a rationale: the endpoint is on this machine, where each written "
+            "token costs time (llm.rationale: always asks for one)",
+            markup=False, soft_wrap=True,
+        )
     report = _run_with_progress(
         session, limits, labeller, oracle, console, (holder, options.fresh)
     )

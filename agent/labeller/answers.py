@@ -7,15 +7,18 @@ label's token logprobs (`label_confidences`) or from a vote over samples (`vote`
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
+from agent.config import LLMConfig
 from agent.errors import AnswerError, ConfigError
 from agent.llm.item_markup import ABSTAIN
 from agent.llm.protocol import ChatChoice, TokenLogprob
@@ -46,7 +49,7 @@ class Reply:
     raw_labels: list[str]
 
 
-class _AnswerBase(BaseModel):
+class _ConfidenceAnswer(BaseModel):
     """Fields shared by every label set's answer model (the label field is added per set)."""
 
     model_config = ConfigDict(extra="ignore")
@@ -54,7 +57,6 @@ class _AnswerBase(BaseModel):
     confidence: float = Field(
         ge=0.0, le=1.0, description="probability from 0 to 1 that the label is correct"
     )
-    rationale: str = Field("", description="one short sentence saying why")
 
     @field_validator("confidence", mode="before")
     @classmethod
@@ -64,14 +66,42 @@ class _AnswerBase(BaseModel):
             return value / 100.0
         return value
 
+
+class _ReasonedAnswer(_ConfidenceAnswer):
+    """An answer that also says why, in one short sentence."""
+
+    rationale: str = Field("", description="one short sentence saying why")
+
     @field_validator("rationale", mode="before")
     @classmethod
     def _shorten(cls, value: Any) -> Any:
         return value[:RATIONALE_CHARS] if isinstance(value, str) else value
 
 
-def make_answer_model(label_set: LabelSet) -> type[BaseModel]:
-    """The answer model of `label_set`: label in the set or ABSTAIN, case and spaces forgiven."""
+def asks_rationale(cfg: LLMConfig) -> bool:
+    """Whether answers carry a rationale: `llm.rationale`, and under "auto" not from an
+    endpoint on this machine (a small local model spends most of its time writing it)."""
+    if cfg.rationale != "auto":
+        return cfg.rationale == "always"
+    return not is_loopback(cfg.api_base)
+
+
+def is_loopback(api_base: str | None) -> bool:
+    """Whether an endpoint URL points at this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = urlsplit(api_base).hostname if api_base else None
+    if host is None:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_answer_model(label_set: LabelSet, *, rationale: bool = True) -> type[BaseModel]:
+    """The answer model of `label_set`: label in the set or ABSTAIN, case and spaces forgiven;
+    with a `rationale` field unless told otherwise."""
     if ABSTAIN in label_set:
         raise ConfigError(f"the label set may not contain the reserved label {ABSTAIN!r}")
     allowed = (*label_set.names, ABSTAIN)
@@ -91,7 +121,7 @@ def make_answer_model(label_set: LabelSet) -> type[BaseModel]:
     validator: Any = field_validator("label", mode="before")(classmethod(canonical))  # type: ignore[arg-type]
     return create_model(
         "LabelAnswer",
-        __base__=_AnswerBase,
+        __base__=_ReasonedAnswer if rationale else _ConfidenceAnswer,
         __validators__={"canonical_label": validator},
         label=(label_type, Field(description="a label from the set, or " + ABSTAIN)),
     )
@@ -151,7 +181,8 @@ def validate_entry(model: type[BaseModel], data: Any, position: int = 0) -> Answ
         raise AnswerError("; ".join(problems)[:1500]) from None
     fields = parsed.model_dump()
     label = None if fields["label"] == ABSTAIN else str(fields["label"])
-    return Answer(label, float(fields["confidence"]), str(fields["rationale"]), position)
+    rationale = str(fields.get("rationale", ""))
+    return Answer(label, float(fields["confidence"]), rationale, position)
 
 
 def parse_reply(model: type[BaseModel], text: str, count: int) -> Reply:

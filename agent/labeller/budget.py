@@ -15,7 +15,7 @@ from typing import Any
 
 from agent.config import LLMConfig
 from agent.errors import BudgetExceededError
-from agent.labeller.answers import confidence_method
+from agent.labeller.answers import asks_rationale, confidence_method
 from agent.labeller.prompts import PromptSet
 from agent.llm.item_markup import ABSTAIN, cut_length
 from agent.llm.pricing import import_litellm, tokens_cost
@@ -167,8 +167,11 @@ def _call_tokens(
     text = (_FILLER * (1 + int(avg_chars) // len(_FILLER)))[: max(1, int(avg_chars))]
     names = label_set.names or (ABSTAIN,)
     examples = [(text, names[i % len(names)]) for i in range(cfg.few_shot_k)]
-    messages = prompts.messages(label_set, [text] * size, examples)
-    answer = {"label": max(names, key=len), "confidence": 0.85, "rationale": _RATIONALE}
+    rationale = asks_rationale(cfg)
+    messages = prompts.messages(label_set, [text] * size, examples, rationale=rationale)
+    answer: dict[str, Any] = {"label": max(names, key=len), "confidence": 0.85}
+    if rationale:
+        answer["rationale"] = _RATIONALE
     reply = json.dumps(
         answer if size == 1 else {"items": [{"n": i + 1, **answer} for i in range(size)]}
     )

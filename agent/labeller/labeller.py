@@ -28,6 +28,7 @@ from agent.labeller.answers import (
     Answer,
     Reply,
     answer_schema,
+    asks_rationale,
     confidence_method,
     judge,
     make_answer_model,
@@ -129,7 +130,8 @@ class Labeller:
         self._streak = FailureStreak(cfg.stop_after_failures)
         self._in_flight: set[asyncio.Future[ChatResponse]] = set()  # cancelled once it trips
         self._key_envs = (getattr(backend, "key_env", None),)  # its key, whatever the name
-        self._model = make_answer_model(label_set)
+        self.rationale = asks_rationale(cfg)
+        self._model = make_answer_model(label_set, rationale=self.rationale)
         self._schemas = {b: answer_schema(self._model, batch=b) for b in (False, True)}
         structured = backend.supports_json_schema
         self._params = cache_params(
@@ -139,6 +141,8 @@ class Labeller:
             cfg.max_tokens,
             self._schemas[False] if structured else None,
         )
+        if not self.rationale:  # only then: every cached answer's key stays as it was
+            self._params["rationale"] = False
 
     # ---- public ------------------------------------------------------------------------
     async def label_items(
@@ -203,7 +207,7 @@ class Labeller:
             return
         texts = [job.text for job in jobs]
         shots = merge_examples([job.examples for job in jobs], self.cfg.few_shot_k)
-        messages = self.prompts.messages(self.label_set, texts, shots)
+        messages = self.prompts.messages(self.label_set, texts, shots, rationale=self.rationale)
         try:
             reply, _ = await self._ask(run, jobs, messages)
         except ContextLengthError:  # together they do not fit: alone, only a long one fails
@@ -223,7 +227,9 @@ class Labeller:
     async def _label_alone(self, run: _Run, job: _Job) -> None:
         """Ask about one item; feed each validation error back, at most cfg.max_reasks times.
         A prompt the provider refuses as too long for its context fails this item alone."""
-        messages = self.prompts.messages(self.label_set, [job.text], job.examples)
+        messages = self.prompts.messages(
+            self.label_set, [job.text], job.examples, rationale=self.rationale
+        )
         for attempt in range(1, self.cfg.max_reasks + 2):
             try:
                 outcome, raw = await self._ask(run, [job], messages)

@@ -34,6 +34,10 @@ REQUIRED = {
     "reask": ("error",),
 }
 _PLACEHOLDERS = {"labels", "abstain", "examples", "few_shot", "item", "items", "count", "error"}
+# The rationale's part of the answer format in item.txt and batch.txt, left out of the rendered
+# message when answers carry no rationale. Cut from the text rather than made a placeholder:
+# the templates, and so the prompt hash that keys every cached answer, stay as they were.
+RATIONALE_FORMAT = ', "rationale": "<short reason>"'
 
 
 def find_prompt_dir() -> Path | Traversable:
@@ -105,8 +109,15 @@ class PromptSet:
         task = Template(self.task).substitute(labels="\n".join(lines), abstain=ABSTAIN)
         return f"{self.system.strip()}\n\n{task.strip()}"
 
-    def user_message(self, texts: Sequence[str], examples: Sequence[tuple[str, str]]) -> str:
-        """One item (item.txt) or several numbered items (batch.txt), after the few-shot block."""
+    def user_message(
+        self,
+        texts: Sequence[str],
+        examples: Sequence[tuple[str, str]],
+        *,
+        rationale: bool = True,
+    ) -> str:
+        """One item (item.txt) or several numbered items (batch.txt), after the few-shot block;
+        without a rationale in the answer format unless `rationale`."""
         shots = ""
         if examples:
             blocks = [
@@ -123,15 +134,23 @@ class PromptSet:
             body = Template(self.batch).substitute(
                 few_shot=shots, items=items, count=len(texts), abstain=ABSTAIN
             )
+        if not rationale:
+            body = body.replace(RATIONALE_FORMAT, "")
         return body.strip()
 
     def messages(
-        self, label_set: LabelSet, texts: Sequence[str], examples: Sequence[tuple[str, str]]
+        self,
+        label_set: LabelSet,
+        texts: Sequence[str],
+        examples: Sequence[tuple[str, str]],
+        *,
+        rationale: bool = True,
     ) -> list[dict[str, str]]:
         """The system + user messages of a first attempt."""
+        user = self.user_message(texts, examples, rationale=rationale)
         return [
             {"role": "system", "content": self.system_message(label_set)},
-            {"role": "user", "content": self.user_message(texts, examples)},
+            {"role": "user", "content": user},
         ]
 
     def reask_message(self, error: str) -> str:
