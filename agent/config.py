@@ -48,6 +48,10 @@ class LLMConfig(BaseModel):
     # machine (127.0.0.1, localhost), where every written token costs seconds of the
     # user's own CPU; always from a remote provider.
     rationale: Literal["auto", "always", "never"] = "auto"
+    # "never": no token log-probabilities are asked for; confidence comes from `samples` answers
+    # (or, with samples 1, the model's own word). For servers where they cost more than the
+    # answer: llama-cpp-python's computes them over the whole vocabulary at every position.
+    logprobs: Literal["auto", "never"] = "auto"
 
 
 class RoutingConfig(BaseModel):

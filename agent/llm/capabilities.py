@@ -177,6 +177,8 @@ def known(backend: Probed, store: MetaStore | None) -> bool:
     remembered = Capabilities.from_json(stored)
     if backend.caps.pinned:
         remembered.structured, remembered.pinned = backend.caps.structured, True
+    if not backend.caps.logprobs:  # not to be asked for (llm.logprobs: never, the provider)
+        remembered.logprobs = False
     backend.caps = remembered
     return True
 

@@ -70,6 +70,8 @@ def make_backend(
         "retry": policy,
         "structured_output": cfg.structured_output,
     }
+    if cfg.logprobs == "never":
+        common["supports_logprobs"] = False
     if pick_adapter(cfg) == "openai":
         from agent.llm.openai_backend import OpenAIBackend
 

@@ -1,6 +1,6 @@
-"""Answers without a rationale from endpoints on this machine (`llm.rationale: auto`): the
-schema, the prompt and the parsed decision over real HTTP against the test server on
-127.0.0.1, and the rule that picks it."""
+"""Settings for endpoints where every written token costs time: answers without a rationale
+from endpoints on this machine (`llm.rationale: auto`) and no log-probabilities at all
+(`llm.logprobs: never`), over real HTTP against the test server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from agent.config import LLMConfig
 from agent.labeller.answers import asks_rationale
 from agent.labeller.labeller import Labeller
 from agent.labeller.prompts import PromptSet
+from agent.llm.capabilities import Capabilities, ensure, meta_key
+from agent.llm.factory import make_backend
 from agent.llm.item_markup import find_items
 from agent.llm.test_server import LLMTestServer
 from agent.store.sqlite import Store
@@ -87,3 +89,26 @@ def test_a_local_endpoint_is_asked_for_label_and_confidence_alone_unless_set(
     user = seen[0]["messages"][-1]["content"]
     assert ('"rationale"' in user) is bool(rationale)
     assert [text for _, text in find_items(seen[0]["messages"])] == TEXTS[:1]
+
+
+def test_logprobs_never_asks_for_none_even_where_the_endpoint_was_remembered_with_them(
+    llm_server: LLMTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    seen: list[dict[str, Any]] = []
+    llm_server.policy = grammar_policy(seen)
+    cfg = LLMConfig(
+        model="openai/test-model", api_base=llm_server.base_url, samples=1, few_shot_k=0,
+        logprobs="never", max_retries=0,
+    )
+    items = [Item(i, str(i), t, text_hash(t)) for i, t in enumerate(TEXTS)]
+    with Store.create(tmp_path, LABELS) as store:
+        backend = make_backend(cfg)
+        store.set_meta(meta_key(backend), Capabilities(logprobs=True, probed=True).to_json())
+        line = ensure(backend, store)
+        assert line is not None and "logprobs no" in line and not backend.supports_logprobs
+        decisions = Labeller(backend, LABELS, cfg, store).label_items_sync(items)
+    assert [d.confidence_method for d in decisions] == ["stated", "stated"]
+    assert [d.confidence for d in decisions] == [0.8, 0.8]
+    assert seen and not any(body.get("logprobs") for body in seen)
+    assert all(body.get("n", 1) == 1 for body in seen)  # one answer per item, one call
