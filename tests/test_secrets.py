@@ -17,7 +17,7 @@ from llm_fixtures import ADAPTERS, make_test_backend
 from test_labeller_http import GOLD, LABELS
 from typer.testing import CliRunner
 
-from agent.config import LLMConfig
+from agent.config import LLMConfig, ProjectConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.item_markup import find_items
 from agent.llm.resilience import redact as resilience_redact
@@ -163,13 +163,16 @@ def test_after_a_run_no_secret_is_in_the_project_file_or_an_export(
     project = tmp_path / "project"
     invoke("init", project, "--labels", EXAMPLES / "labels.json", "--embedding-model", "hashing")
     invoke("import", project, EXAMPLES / "messages.csv", "--id-col", "id")
+    config = ProjectConfig.load(project)
+    config.llm.rationale = "always"  # the server is on 127.0.0.1, where none is asked for
+    config.save(project)
     invoke("run", project, "--llm", "openai/test-model", "--api-base", llm_server.base_url,
            "--rounds", "1", "--batch-size", "20", "--oracle-file", EXAMPLES / "gold.csv",
            "--human-budget", "5")  # fmt: skip
     assert llm_server.stats.requests >= 20
     with Store.open(project) as store:
         rationales = [a["rationale"] for a in store.annotations(source="llm")]
-    assert rationales and all(MASK in r for r in rationales if r)
+    assert rationales and all(MASK in r for r in rationales)  # each echoed the key, masked
     for name in ("out.csv", "out.jsonl"):
         invoke("export", project, tmp_path / name)
     assert leaked(folder_bytes(project)) == []
