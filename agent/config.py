@@ -68,6 +68,10 @@ class RoutingConfig(BaseModel):
     # Share of a human budget kept for the final random audit that measures the corpus.
     final_audit_share: float = Field(0.1, ge=0.0, le=0.5)
     confidence_level: float = Field(0.95, gt=0.5, lt=1.0)
+    # How the corpus accuracy is measured. "prediction-powered": audits drawn toward the least
+    # sure labels, corrected by each label's predicted chance of being right (narrower);
+    # "stratified-exact": uniform audits and an exact (Clopper-Pearson) interval, no model.
+    estimator: Literal["prediction-powered", "stratified-exact"] = "prediction-powered"
     min_evidence: int = Field(30, ge=1)  # audited items needed before thresholds relax
     # Random audits of LLM labels that measure the LLM before its labels are trusted in training
     # and in the best guess; until then each round asks it about at most `llm_probe` items.

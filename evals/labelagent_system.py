@@ -66,7 +66,7 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
     config = ProjectConfig(
         seed=seed, batch_size=ctx.n_pool, committee_size=cfg.n_members,
         llm=LLMConfig(model=spec, few_shot_k=0, concurrency=64),
-        routing=RoutingConfig(target_precision=cfg.target),
+        routing=RoutingConfig(target_precision=cfg.target, estimator=cfg.estimator),
     )
     session = LabelingSession.from_texts(
         data.pool.texts, data.label_set, config=config, embedder=_embedder(ctx)

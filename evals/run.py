@@ -41,6 +41,8 @@ def add_loop_arguments(p: argparse.ArgumentParser, budget: int, step: int, targe
     p.add_argument("--no-prior", action="store_true", help="no zero-shot member in the classifier")
     p.add_argument("--own-word", action="store_true",
                    help="labelagent gets the target and may stop asking people itself")
+    p.add_argument("--estimator", choices=["prediction-powered", "stratified-exact"],
+                   default="prediction-powered", help="labelagent's accuracy estimator")
     p.add_argument("--embedder", default="all-MiniLM-L6-v2", help="embedding model name")
     p.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="embedding cache folder")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (1: best on shared CPUs)")
@@ -77,6 +79,7 @@ def make_config(args: argparse.Namespace) -> SimConfig:
         use_prior=not args.no_prior,
         llm=resolve_llm_spec(args.llm, args.dataset.name),
         own_word=args.own_word,
+        estimator=args.estimator,
     )
 
 

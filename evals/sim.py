@@ -38,6 +38,7 @@ class SimConfig:
     use_prior: bool = True  # give the classifier the zero-shot member (label embeddings)
     llm: str | None = None  # annotator spec for the LLM systems, e.g. "simulated:acc=0.8"
     own_word: bool = False  # labelagent gets the target and may stop asking people itself
+    estimator: str = "prediction-powered"  # labelagent's routing.estimator (its audits, bound)
 
     def __post_init__(self) -> None:
         if self.budget < 0 or self.step < 1 or self.init < 0:

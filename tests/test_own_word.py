@@ -4,9 +4,11 @@ target is reached; and a prediction the audit does not bear out keeps the job go
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from agent import JobLimits, LabelingSession, ProjectConfig, run_job
 from agent.app.io import load_label_set
@@ -17,9 +19,10 @@ from agent.loop.target import CHECKED_AT, CONFIRMED
 from agent.types import Item, QueueEntry
 
 
-def _job(datasets: Path, accuracy: float, target: float, budget: int) -> tuple[
-    LabelingSession, str, dict[str, str]
-]:
+def _job(
+    datasets: Path, accuracy: float, target: float, budget: int,
+    estimator: str = "prediction-powered",
+) -> tuple[LabelingSession, str, dict[str, str]]:
     with (datasets / "trec" / "train.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))[:1200]
     gold = {r["text"]: r["label"] for r in rows}
@@ -27,7 +30,8 @@ def _job(datasets: Path, accuracy: float, target: float, budget: int) -> tuple[
     spec = f"simulated:acc={accuracy},abstain=0.0"
     config = ProjectConfig(
         embedding_model="hashing", batch_size=1200, seed=2,
-        llm=LLMConfig(model=spec, few_shot_k=0), routing=RoutingConfig(trust_audits=30),
+        llm=LLMConfig(model=spec, few_shot_k=0),
+        routing=RoutingConfig(trust_audits=30, estimator=estimator),
     )
     session = LabelingSession.from_texts(list(gold), label_set, config=config)
     session.backend = make_annotator(spec, label_set, gold, session.pool.label_vectors)
@@ -50,11 +54,18 @@ def _true_accuracy(session: LabelingSession, gold: dict[str, str]) -> float:
     return float(np.mean([names[g] == gold[it.text] for g, it in zip(guess, items, strict=True)]))
 
 
-def test_the_job_stops_once_an_audit_bears_the_target_out(datasets: Path) -> None:
-    session, reason, gold = _job(datasets, accuracy=0.95, target=0.85, budget=800)
+@pytest.mark.parametrize("estimator", ["prediction-powered", "stratified-exact"])
+def test_the_job_stops_once_an_audit_bears_the_target_out(datasets: Path, estimator: str) -> None:
+    session, reason, gold = _job(datasets, 0.95, target=0.85, budget=800, estimator=estimator)
     assert reason.startswith(CONFIRMED), reason
     estimate = session.store.get_meta("estimated_accuracy")
-    assert estimate["low"] >= 0.85 and estimate["method"] == "prediction-powered"
+    assert estimate["low"] >= 0.85 and estimate["method"] == estimator
+    chances = {
+        json.loads(row["meta"])["draw_chance"]
+        for row in session.store.annotations(source="model", kind="vote")
+        if json.loads(row["meta"] or "{}").get("stage") == "final_audit"
+    }
+    assert (len(chances) == 1) is (estimator == "stratified-exact")  # uniform draws, or not
     assert estimate["low"] <= _true_accuracy(session, gold) <= estimate["high"]
     humans = session.store.count_annotations(source="human", kind="label")
     assert humans < 800  # it stopped before the budget

@@ -58,7 +58,7 @@ def final_audit(state: LoopState, round_no: int, size: int) -> int:
     if size == 0 or machine.size == 0:
         return 0
     p_right = state.p_right()[machine]
-    chance = active_draw_probabilities(p_right)
+    chance = _draw_chances(p_right, state.config.routing.estimator)
     rng = np.random.default_rng([state.config.seed, round_no, 17])
     drawn, times = np.unique(rng.choice(machine.size, size=size, p=chance), return_counts=True)
     best = state.best_guess()
@@ -77,6 +77,14 @@ def final_audit(state: LoopState, round_no: int, size: int) -> int:
     ])
     _enqueue(state, machine[drawn], best, "audit", round_no, bonus=AUDIT_BONUS)
     return int(drawn.size)
+
+
+def _draw_chances(p_right: np.ndarray, estimator: str) -> np.ndarray:
+    """Each machine label's chance of being drawn (M,): toward the least sure for the
+    prediction-powered estimate, which weighs the draws back; uniform for the exact one."""
+    if estimator == "prediction-powered":
+        return active_draw_probabilities(p_right)
+    return np.full(p_right.size, 1.0 / p_right.size)
 
 
 def _label_sure(

@@ -171,11 +171,14 @@ def estimate_from_store(
     if final.checked:
         looks = int(store.get_meta(LOOKS) or 0)
         level = charged_level(looks, routing.confidence_level)
-        powered = _prediction_powered(store, verdicts, level)
+        powered = None
+        if routing.estimator == "prediction-powered":
+            powered = _prediction_powered(store, verdicts, level)
         if powered is not None:
             return _with_machine_estimate(human, items - human, powered)
         strata = {"human": Stratum(human, assumed=1.0),
                   "machine": Stratum(items - human, final.checked, final.correct)}
+        return estimate_accuracy(strata, level=level)  # charged for the looks, as above
     else:
         auto = sum(1 for c in current.values() if c.source not in HUMAN_SOURCES and c.label)
         route = _audits(verdicts, "route", eligible_only=True)
