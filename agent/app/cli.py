@@ -114,11 +114,16 @@ def init(
             "~/.pgpass and is never saved."
         ),
     ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option("--multi-label", help="Each item takes a set of labels (task: multi_label)."),
+    ] = False,
 ) -> None:
     """Create a project folder holding labelagent.json and its store (SQLite, or a pointer to
     a PostgreSQL project)."""
     label_set = load_label_set(labels)
-    config = ProjectConfig(embedding_model=embedding_model)
+    task = "multi_label" if multi_label else "single_label"
+    config = ProjectConfig(embedding_model=embedding_model, task=task)
     if project.exists() and not project.is_dir():
         raise InputError("exists and is not a folder; choose another project path",
                          file=str(project))  # fmt: skip
@@ -126,8 +131,9 @@ def init(
         with create_store(project, label_set, store):
             pass
         config.save(project)
-    console.print(f"created {project} with {len(label_set)} labels{_stored_in(project, store)}",
-                  markup=False, soft_wrap=True)  # fmt: skip
+    kind = " (multi-label)" if multi_label else ""
+    console.print(f"created {project} with {len(label_set)} labels{kind}"
+                  f"{_stored_in(project, store)}", markup=False, soft_wrap=True)  # fmt: skip
 
 
 def _stored_in(project: Path, url: str | None) -> str:
@@ -138,6 +144,26 @@ def _stored_in(project: Path, url: str | None) -> str:
     if parse_url(url, default_project=project.name).has_password:
         note += "; the password was not saved: give it by PGPASSWORD or ~/.pgpass"
     return note
+
+
+LabelSepOption = Annotated[
+    str | None,
+    typer.Option(help="Multi-label projects: the separator of label names in a CSV cell "
+                 "(default '|'); JSONL and Parquet hold lists."),
+]
+
+
+def _label_sep(config: ProjectConfig, given: str | None) -> str | None:
+    """The label-set separator of a multi-label project (None: one label per row); refused
+    for a single-label project, where it would be ignored."""
+    from agent.app.labelcells import DEFAULT_SEP, check_sep
+
+    if config.task != "multi_label":
+        if given is not None:
+            raise InputError("--label-sep is for multi-label projects (init --multi-label)",
+                             field="label-sep")  # fmt: skip
+        return None
+    return check_sep(given if given is not None else DEFAULT_SEP)
 
 
 @app.command("import")
@@ -151,14 +177,16 @@ def import_(
         str | None, typer.Option(help="Column of existing labels, imported as seed labels.")
     ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Import items (one transaction: a bad row writes nothing), or a tool's file (--format)."""
     if fmt is not None:
         _import_tool_file(project, file, fmt, text_col, (id_col, label_col))
         return
     check_corpus_file(file)
+    sep = _label_sep(_load_config(project), label_sep)
     with open_store(project) as store:
-        rows = read_rows(file, Columns(text_col, id_col, label_col), store.label_set)
+        rows = read_rows(file, Columns(text_col, id_col, label_col, sep), store.label_set)
         result = store.add_items(rows, source_file=str(file))
     console.print(
         f"imported {result.added} items ({result.skipped} already present, "
