@@ -225,12 +225,33 @@ def export(
         Path, typer.Argument(help="Output .csv, .jsonl or .parquet.", readable=False)
     ],
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Write every item in input order with its label and provenance (or a tool's file)."""
     check_target(out, fmt)
-    _load_config(project)  # a broken config is refused before the project opens
+    config = _load_config(project)  # a broken config is refused before the project opens
+    sep = _label_sep(config, label_sep)
+    if sep is not None:
+        _export_sets(project, config, out, (fmt, sep))
+        return
     with open_store(project) as store:
         summary = export_corpus(store, out, fmt)
+    console.print(
+        f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
+    )
+
+
+def _export_sets(
+    project: Path, config: ProjectConfig, out: Path, how: tuple[str | None, str]
+) -> None:
+    """`export` of a multi-label project (sets as lists, or joined by the separator in CSV)."""
+    from agent.app.multi_export import export_sets
+
+    fmt, sep = how
+    if fmt is not None:
+        raise InputError("--format is not supported for multi-label projects yet", field="format")
+    with open_store(project) as store:
+        summary = export_sets(store, config, out, sep)
     console.print(
         f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
     )
@@ -246,6 +267,9 @@ def status(
     from agent.app.status import project_status
 
     config = _load_config(project)
+    if config.task == "multi_label":
+        _multi_status(project, config, as_json)
+        return
     with open_store(project) as store:
         info = project_status(store, config.routing, config.llm)
     if as_json:
@@ -254,6 +278,18 @@ def status(
     from agent.app.render import render_status
 
     render_status(Console(), info)
+
+
+def _multi_status(project: Path, config: ProjectConfig, as_json: bool) -> None:
+    from agent.app.multi_export import multi_status, render_multi_status
+
+    with open_store(project) as store:
+        info = multi_status(store, config)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for line in render_multi_status(info):
+        typer.echo(line)
 
 
 @app.command()
@@ -340,6 +376,7 @@ def run(
             "Default: start a local Ray instance for the run.",
         ),
     ] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue.
 
@@ -356,7 +393,14 @@ def run(
         engine=engine.value if engine is not None else None,
         ray_address=ray_address,
     )
-    run_project(project, _load_config(project), options, console)
+    config = _load_config(project)
+    sep = _label_sep(config, label_sep)
+    if sep is not None:
+        from agent.app.multi_run import run_multi_project
+
+        run_multi_project(project, config, options, sep, console)
+        return
+    run_project(project, config, options, console)
 
 
 @app.command()
