@@ -220,3 +220,25 @@ def label_set_vector(names: Iterable[str], label_set: LabelSet) -> np.ndarray:
     for name in names:
         row[label_set.index(name)] = 1
     return row
+
+
+def label_set_problem(names: list[str], label_set: LabelSet) -> str:
+    """Why `names` cannot be a label set of the project, or "" when it can."""
+    if not names:
+        return "empty label set; a multi-label row needs at least one label"
+    if any(not n for n in names):
+        return "an empty name inside the label set (a doubled or trailing separator?)"
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return f"label '{name}' appears twice in the set"
+        seen.add(name)
+    unknown = next((n for n in names if n not in label_set), None)
+    if unknown is not None:
+        return f"label '{unknown}' is not in the label set ({_preview_names(label_set.names)})"
+    return ""
+
+
+def _preview_names(names: tuple[str, ...], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

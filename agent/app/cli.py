@@ -414,7 +414,13 @@ def review(
     """Open the review queue in a terminal UI, most valuable item first."""
     from agent.app.commands import review_project
 
-    review_project(project, _load_config(project), operator)
+    config = _load_config(project)
+    if config.task == "multi_label":
+        from agent.app.multi_review import review_sets
+
+        review_sets(project, config, operator)
+        return
+    review_project(config=config, project=project, operator=operator)
 
 
 @app.command()

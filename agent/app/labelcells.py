@@ -8,7 +8,7 @@ from typing import Any
 
 from agent.app.labelfile import kind_of
 from agent.errors import InputError
-from agent.types import LabelSet, encode_label_set
+from agent.types import LabelSet, encode_label_set, label_set_problem
 
 DEFAULT_SEP = "|"
 
@@ -28,23 +28,6 @@ def set_names(value: Any, sep: str) -> list[str] | None:
     raise ValueError(f"labels must be a list or text joined by '{sep}', not {kind_of(value)}")
 
 
-def set_problem(names: list[str], label_set: LabelSet) -> str:
-    """Why `names` cannot be a label set of the project, or "" when it can."""
-    if not names:
-        return "empty label set; a multi-label row needs at least one label"
-    if any(not n for n in names):
-        return "an empty name inside the label set (a doubled or trailing separator?)"
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            return f"label '{name}' appears twice in the set"
-        seen.add(name)
-    unknown = next((n for n in names if n not in label_set), None)
-    if unknown is not None:
-        return f"label '{unknown}' is not in the label set ({_preview(label_set.names)})"
-    return ""
-
-
 def label_set_cell(
     value: Any, label_set: LabelSet, sep: str, *, file: str, row: int, field: str,
     required: bool = False,
@@ -59,7 +42,7 @@ def label_set_cell(
         if not required:
             return None
         names = []
-    problem = set_problem(names, label_set)
+    problem = label_set_problem(names, label_set)
     if problem:
         raise InputError(problem, file=file, row=row, field=field)
     return encode_label_set(names, label_set)
@@ -71,8 +54,3 @@ def check_sep(sep: str) -> str:
         raise InputError("--label-sep must be one or more characters, not a quote or line break",
                          field="label-sep")  # fmt: skip
     return sep
-
-
-def _preview(names: tuple[str, ...], limit: int = 8) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

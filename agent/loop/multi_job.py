@@ -17,6 +17,7 @@ from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
 from agent.loop.state import LoopState
+from agent.routing.accuracy import final_audit_size
 from agent.routing.multi import AUDIT_META, route_set, set_p_right
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.types import (
@@ -106,7 +107,7 @@ def run_multi_job(
     report.final_labelled = final_pass(state)
     if oracle is not None:
         left = None if budget is None else max(budget - report.human_labels, 0)
-        report.final_audit = final_audit(state, oracle, left, rng)
+        report.final_audit = final_audit(state, oracle, (budget, left), rng)
         report.human_labels += report.final_audit
     if on_event is not None:
         on_event("final", {"labelled": report.final_labelled, "audited": report.final_audit})
@@ -268,14 +269,18 @@ def machine_population(state: LoopState) -> list[tuple[int, str, float]]:
 
 
 def final_audit(
-    state: LoopState, oracle: SetOracle, budget: int | None, rng: np.random.Generator
+    state: LoopState, oracle: SetOracle, budgets: tuple[int | None, int | None],
+    rng: np.random.Generator,
 ) -> int:
-    """A uniform random sample of the machine sets, answered by people; its population and
-    draws go to store meta, where `exact_set_estimate` reads them."""
+    """A uniform random sample of the machine sets (sized as single-label's final audit, within
+    what is left of the budget), answered by people; its population and draws go to store
+    meta, where `exact_set_estimate` reads them."""
+    limits_budget, budget = budgets  # the run's whole human budget, and what is left of it
     population = machine_population(state)
     if not population:
         return 0
-    size = min(len(population), 400 if budget is None else budget)
+    size = final_audit_size(limits_budget, len(population), state.config.routing)
+    size = size if budget is None else min(size, budget)
     drawn = rng.choice(len(population), size=size, replace=False)
     draws = [population[int(i)] for i in drawn]
     p = np.array([q for _, _, q in population])

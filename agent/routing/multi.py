@@ -82,10 +82,11 @@ def set_p_right(llm: np.ndarray | None, clf: np.ndarray, proposed: tuple[str, ..
 def exact_set_estimate(
     items: int, human: int, audit: dict[str, Any] | None, truth: dict[int, str], level: float
 ) -> dict[str, Any]:
-    """Exact-set corpus accuracy: human sets count as right, the machine part is measured by
-    the final audit (`audit`: population size/mean/var and draws [key, machine set, p]) against
-    people's sets in `truth` (key -> encoded set). Without audit answers the machine part is
-    anywhere in [0, 1] and the value is None ("unknown")."""
+    """Exact-set corpus accuracy: human sets count as right (audited ones too); the machine
+    sets nobody checked are measured by the final audit (`audit`: population size, mean and
+    var of P(right), draws [key, machine set, p]) against people's sets in `truth` (key ->
+    encoded set). Without audit answers the machine part is anywhere in [0, 1] and the value
+    is None ("unknown")."""
     machine = items - human
     draws = [d for d in (audit or {}).get("draws", []) if int(d[0]) in truth]
     if machine <= 0:
@@ -98,8 +99,9 @@ def exact_set_estimate(
     predicted = np.array([float(p) for _, _, p in draws])
     est = ppi_accuracy_from_moments(correct, predicted, None, int(audit["population"]),
                                     float(audit["mean"]), float(audit["var"]), level)  # fmt: skip
-    share = audit["population"] / max(items, 1)
-    rest = 1.0 - share  # human sets outside the audited population
+    # Audited items now carry people's sets (right); the rest of the population is estimated.
+    share = (int(audit["population"]) - len(draws)) / max(items, 1)
+    rest = 1.0 - share
     return {
         "value": rest + share * est.value, "low": rest + share * est.low,
         "high": rest + share * est.high, "method": "prediction-powered exact-set",
