@@ -115,11 +115,13 @@ class SetReviewApp(App[None]):
             item = self.store.items([self.entry.item_key])[0]
             why = f"[b]{escape(self.entry.reason)}[/b]: "
             self.query_one("#text", Static).update(why + escape(item.text))
-            self.query_one("#labels", Static).update("\n".join(self.label_lines()))
+            lines = (escape(line) for line in self.label_lines())
+            self.query_one("#labels", Static).update("\n".join(lines))
         self.query_one("#message", Static).update(escape(self.message))
 
     def label_lines(self) -> list[str]:
-        """One line per label: cursor, box, name, ★ and scores for the proposed set, the doubt."""
+        """One plain line per label: cursor, box, ★ for the proposed set, name, the LLM's and
+        the classifier's P(in the set), and why it is in doubt."""
         s: dict[str, Any] = self.entry.suggestion if self.entry else {}
         proposed, doubt = set(s.get("labels", [])), s.get("doubt", {})
         llm = ((s.get("llm") or {}).get("scores")) or {}
@@ -132,5 +134,5 @@ class SetReviewApp(App[None]):
                 f"clf {clf[name]:.2f}" if name in clf else "")  # fmt: skip
             flag = f"  ? {doubt[name].split(':')[0]}" if name in doubt else ""
             pointer = ">" if i == self.cursor else " "
-            lines.append(escape(f"{pointer} {box} {mark} {name:<18} {scores}{flag}"))
+            lines.append(f"{pointer} {box} {mark} {name:<18} {scores}{flag}")
         return lines
