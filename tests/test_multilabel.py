@@ -15,10 +15,12 @@ from typer.testing import CliRunner
 
 from agent.app.cli import app
 from agent.config import LLMConfig
+from agent.errors import InputError
 from agent.labeller.multi import MultiLabeller, make_set_model
 from agent.learn.multilabel import crossfit_proba, fit_ovr, predicted_sets
 from agent.llm.multi_sim import SimulatedMultiLLM
 from agent.llm.protocol import ChatRequest
+from agent.loop.session import LabelingSession
 from agent.routing.multi import exact_set_estimate, route_set
 from agent.store.sqlite import Store
 from agent.types import LabelSet, decode_label_set, encode_label_set
@@ -248,3 +250,40 @@ def test_the_exact_set_estimate_is_unknown_before_audits_and_covers_after() -> N
         true = (400 + len(drawn) + right[unchecked].sum()) / 1000
         covered += est["low"] <= true <= est["high"]
     assert covered >= 36  # 95 % nominal over 40 runs
+
+
+# ---- the library and the job end to end ----------------------------------------------------
+def test_the_library_runs_the_multi_label_job_and_gives_sets(tmp_path: Path) -> None:
+    from agent.embed import HashingEmbedder
+
+    labels = LabelSet.from_json(json.loads((GO / "labels.json").read_text()))
+    rows = go_rows(240)
+    texts, gold = [r["text"] for r in rows], {str(i): r["labels"].split("|") for i, r in
+                                              enumerate(rows)}  # fmt: skip
+    session = LabelingSession.from_texts(texts, labels, multi_label=True,
+                                         embedder=HashingEmbedder())  # fmt: skip
+    session.backend = SimulatedMultiLLM(labels, {t: tuple(gold[str(i)]) for i, t in
+                                                 enumerate(texts)}, accuracy=0.75)  # fmt: skip
+    assert session.submit_sets({"0": gold["0"]}) == 1
+    with pytest.raises(InputError, match="label 'glee' is not in the label set"):
+        session.submit_sets({"1": ["joy", "glee"]})
+    report = session.run_sets(rounds=3, batch_size=30, human_budget=100,
+                              oracle=lambda i: gold[i])  # fmt: skip
+    assert report.rounds == 3 and report.llm_calls == 90
+    assert 0 < report.human_labels <= 100 and report.final_audit > 0
+    results = session.results()
+    assert len(results) == 240 and all(r["final_labels"] for r in results)
+    humans = [r for r in results if r["label_status"] == "human"]
+    assert len(humans) == report.human_labels + 1  # + the submitted one
+    assert all(set(r["final_labels"]) == set(gold[r["id"]]) for r in humans)
+    queued = [r for r in results if r["queue_reason"] and r["label_status"] != "human"]
+    assert all(r["label_status"] in ("suggested", "auto") for r in queued)
+    assert any(r["doubt"] for r in results)  # the queue says which labels were in doubt
+    session.close()
+
+
+def test_single_label_sessions_refuse_the_set_verbs() -> None:
+    session = LabelingSession.from_texts(["a"], ["x", "y"])
+    with pytest.raises(InputError, match="multi-label sessions"):
+        session.submit_sets({"0": ["x"]})
+    session.close()
