@@ -92,7 +92,7 @@ def llm_sets(pool: Pool, acc: float, seed: int) -> tuple[np.ndarray, np.ndarray]
     for i, text in enumerate(pool.texts):
         answer = sim.answer(text)
         abstain[i] = bool(answer["abstain"])
-        names = [e["label"] for e in answer["labels"]]  # type: ignore[union-attr]
+        names = [e["label"] for e in answer["labels"]]
         sets[i] = label_set_vector(names, pool.label_set)
     return sets, abstain
 

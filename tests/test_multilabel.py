@@ -157,7 +157,7 @@ def test_the_simulated_llm_hits_its_exact_set_accuracy_with_content_shaped_error
     by_size = {1: [], 2: []}  # type: dict[int, list[bool]]
     for text, want in gold.items():
         answer = sim.answer(text)
-        got = {e["label"] for e in answer["labels"]}  # type: ignore[union-attr]
+        got = {e["label"] for e in answer["labels"]}
         ok = not answer["abstain"] and got == set(want)
         right += ok
         by_size[min(len(want), 2)].append(ok)

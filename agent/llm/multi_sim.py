@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class SimulatedMultiLLM:
     async def aclose(self) -> None:
         return None
 
-    def answer(self, text: str, sample: int = 0) -> dict[str, object]:
+    def answer(self, text: str, sample: int = 0) -> dict[str, Any]:
         """The reply object for one text: labels (with confidences), considered, abstain."""
         gold = self._gold.get(text)
         rng = np.random.default_rng([self.seed, int(text_hash(text)[:15], 16), sample])
