@@ -78,6 +78,9 @@ class RoutingConfig(BaseModel):
     trust_audits: int = Field(40, ge=1)
     llm_probe: int = Field(160, ge=1)
     llm_audit_rate: float = Field(0.005, ge=0.0, le=1.0)  # keeps measuring once trusted
+    # Multi-label: each label's P(in the set) must lie this far from 0.5 (>= it or <= 1 - it)
+    # for the LLM and the classifier alike before an agreed label counts as settled.
+    label_confidence: float = Field(0.85, gt=0.5, lt=1.0)
     human_weight: float = Field(5.0, gt=0)  # a person's label against one certain LLM label
     crossfit_folds: int = Field(5, ge=2, le=20)
 
@@ -87,6 +90,8 @@ class ProjectConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # single_label: one label per item; multi_label: a set of labels per item (README: Multi-label).
+    task: Literal["single_label", "multi_label"] = "single_label"
     embedding_model: str = DEFAULT_EMBEDDING_MODEL
     embedding_batch_size: int = Field(64, ge=1)
     committee_size: int = Field(5, ge=1, le=50)

@@ -4,7 +4,9 @@ queue entries and current labels, and the one "no label" sentinel of label-index
 from __future__ import annotations
 
 import hashlib
+import json
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -188,3 +190,55 @@ class ImportResult:
     added: int
     skipped: int
     seed_labels: int
+
+
+# ---- multi-label: a set of labels stored as one canonical text --------------------------
+# A multi-label project keeps a label set in the annotation's `label` column as a JSON list in
+# label-set order ('["anger","sadness"]'): one row per decision, so the append-only store,
+# retractions, leases and caches work unchanged, and equal sets always compare equal as text.
+def encode_label_set(names: Iterable[str], label_set: LabelSet) -> str:
+    """Canonical text of a set of label names (label-set order, no repeats); KeyError if a
+    name is not in `label_set`."""
+    order = sorted({label_set.index(n) for n in names})
+    names_in_order = [label_set.names[i] for i in order]
+    return json.dumps(names_in_order, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_label_set(value: str | None) -> tuple[str, ...] | None:
+    """The names of an encoded label set; None for None (no decision or an abstain)."""
+    if value is None:
+        return None
+    names = json.loads(value)
+    if not isinstance(names, list):
+        raise ValueError(f"not an encoded label set: {value!r}")
+    return tuple(str(n) for n in names)
+
+
+def label_set_vector(names: Iterable[str], label_set: LabelSet) -> np.ndarray:
+    """A (C,) 0/1 int8 indicator row of `names` in `label_set` order."""
+    row = np.zeros(len(label_set), dtype=np.int8)
+    for name in names:
+        row[label_set.index(name)] = 1
+    return row
+
+
+def label_set_problem(names: list[str], label_set: LabelSet) -> str:
+    """Why `names` cannot be a label set of the project, or "" when it can."""
+    if not names:
+        return "empty label set; a multi-label row needs at least one label"
+    if any(not n for n in names):
+        return "an empty name inside the label set (a doubled or trailing separator?)"
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return f"label '{name}' appears twice in the set"
+        seen.add(name)
+    unknown = next((n for n in names if n not in label_set), None)
+    if unknown is not None:
+        return f"label '{unknown}' is not in the label set ({_preview_names(label_set.names)})"
+    return ""
+
+
+def _preview_names(names: tuple[str, ...], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")

@@ -114,11 +114,16 @@ def init(
             "~/.pgpass and is never saved."
         ),
     ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option("--multi-label", help="Each item takes a set of labels (task: multi_label)."),
+    ] = False,
 ) -> None:
     """Create a project folder holding labelagent.json and its store (SQLite, or a pointer to
     a PostgreSQL project)."""
     label_set = load_label_set(labels)
-    config = ProjectConfig(embedding_model=embedding_model)
+    task = "multi_label" if multi_label else "single_label"
+    config = ProjectConfig(embedding_model=embedding_model, task=task)
     if project.exists() and not project.is_dir():
         raise InputError("exists and is not a folder; choose another project path",
                          file=str(project))  # fmt: skip
@@ -126,8 +131,9 @@ def init(
         with create_store(project, label_set, store):
             pass
         config.save(project)
-    console.print(f"created {project} with {len(label_set)} labels{_stored_in(project, store)}",
-                  markup=False, soft_wrap=True)  # fmt: skip
+    kind = " (multi-label)" if multi_label else ""
+    console.print(f"created {project} with {len(label_set)} labels{kind}"
+                  f"{_stored_in(project, store)}", markup=False, soft_wrap=True)  # fmt: skip
 
 
 def _stored_in(project: Path, url: str | None) -> str:
@@ -138,6 +144,26 @@ def _stored_in(project: Path, url: str | None) -> str:
     if parse_url(url, default_project=project.name).has_password:
         note += "; the password was not saved: give it by PGPASSWORD or ~/.pgpass"
     return note
+
+
+LabelSepOption = Annotated[
+    str | None,
+    typer.Option(help="Multi-label projects: the separator of label names in a CSV cell "
+                 "(default '|'); JSONL and Parquet hold lists."),
+]
+
+
+def _label_sep(config: ProjectConfig, given: str | None) -> str | None:
+    """The label-set separator of a multi-label project (None: one label per row); refused
+    for a single-label project, where it would be ignored."""
+    from agent.app.labelcells import DEFAULT_SEP, check_sep
+
+    if config.task != "multi_label":
+        if given is not None:
+            raise InputError("--label-sep is for multi-label projects (init --multi-label)",
+                             field="label-sep")  # fmt: skip
+        return None
+    return check_sep(given if given is not None else DEFAULT_SEP)
 
 
 @app.command("import")
@@ -151,14 +177,16 @@ def import_(
         str | None, typer.Option(help="Column of existing labels, imported as seed labels.")
     ] = None,
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Import items (one transaction: a bad row writes nothing), or a tool's file (--format)."""
     if fmt is not None:
         _import_tool_file(project, file, fmt, text_col, (id_col, label_col))
         return
     check_corpus_file(file)
+    sep = _label_sep(_load_config(project), label_sep)
     with open_store(project) as store:
-        rows = read_rows(file, Columns(text_col, id_col, label_col), store.label_set)
+        rows = read_rows(file, Columns(text_col, id_col, label_col, sep), store.label_set)
         result = store.add_items(rows, source_file=str(file))
     console.print(
         f"imported {result.added} items ({result.skipped} already present, "
@@ -197,12 +225,33 @@ def export(
         Path, typer.Argument(help="Output .csv, .jsonl or .parquet.", readable=False)
     ],
     fmt: Annotated[str | None, typer.Option("--format", help=FORMAT_HELP)] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Write every item in input order with its label and provenance (or a tool's file)."""
     check_target(out, fmt)
-    _load_config(project)  # a broken config is refused before the project opens
+    config = _load_config(project)  # a broken config is refused before the project opens
+    sep = _label_sep(config, label_sep)
+    if sep is not None:
+        _export_sets(project, config, out, (fmt, sep))
+        return
     with open_store(project) as store:
         summary = export_corpus(store, out, fmt)
+    console.print(
+        f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
+    )
+
+
+def _export_sets(
+    project: Path, config: ProjectConfig, out: Path, how: tuple[str | None, str]
+) -> None:
+    """`export` of a multi-label project (sets as lists, or joined by the separator in CSV)."""
+    from agent.app.multi_export import export_sets
+
+    fmt, sep = how
+    if fmt is not None:
+        raise InputError("--format is not supported for multi-label projects yet", field="format")
+    with open_store(project) as store:
+        summary = export_sets(store, config, out, sep)
     console.print(
         f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
     )
@@ -218,6 +267,9 @@ def status(
     from agent.app.status import project_status
 
     config = _load_config(project)
+    if config.task == "multi_label":
+        _multi_status(project, config, as_json)
+        return
     with open_store(project) as store:
         info = project_status(store, config.routing, config.llm)
     if as_json:
@@ -226,6 +278,18 @@ def status(
     from agent.app.render import render_status
 
     render_status(Console(), info)
+
+
+def _multi_status(project: Path, config: ProjectConfig, as_json: bool) -> None:
+    from agent.app.multi_export import multi_status, render_multi_status
+
+    with open_store(project) as store:
+        info = multi_status(store, config)
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for line in render_multi_status(info):
+        typer.echo(line)
 
 
 @app.command()
@@ -312,6 +376,7 @@ def run(
             "Default: start a local Ray instance for the run.",
         ),
     ] = None,
+    label_sep: LabelSepOption = None,
 ) -> None:
     """Rounds of select -> LLM pre-label -> route -> retrain; leaves a review queue.
 
@@ -328,7 +393,14 @@ def run(
         engine=engine.value if engine is not None else None,
         ray_address=ray_address,
     )
-    run_project(project, _load_config(project), options, console)
+    config = _load_config(project)
+    sep = _label_sep(config, label_sep)
+    if sep is not None:
+        from agent.app.multi_run import run_multi_project
+
+        run_multi_project(project, config, options, sep, console)
+        return
+    run_project(project, config, options, console)
 
 
 @app.command()
@@ -342,7 +414,13 @@ def review(
     """Open the review queue in a terminal UI, most valuable item first."""
     from agent.app.commands import review_project
 
-    review_project(project, _load_config(project), operator)
+    config = _load_config(project)
+    if config.task == "multi_label":
+        from agent.app.multi_review import review_sets
+
+        review_sets(project, config, operator)
+        return
+    review_project(config=config, project=project, operator=operator)
 
 
 @app.command()

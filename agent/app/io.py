@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app.faults import naming, regular_file
+from agent.app.labelcells import label_set_cell
 from agent.app.labelfile import control, kind_of, load_label_set
 from agent.errors import InputError
 from agent.types import LabelSet
@@ -43,6 +44,9 @@ class Columns:
     text: str = "text"
     id: str | None = None
     label: str | None = None
+    # Multi-label projects: the label column holds a set (a list, or text joined by this
+    # separator), stored in its canonical text; None: one label per row.
+    label_sep: str | None = None
 
 
 # ---- corpus files ------------------------------------------------------------------------
@@ -98,6 +102,11 @@ def _validate(
             field=columns.id,
         )
     seen_ids[ext_id] = row
+    if columns.label_sep is not None and columns.label is not None and label_set is not None:
+        cell = record.get(columns.label)
+        return ext_id, text, label_set_cell(
+            cell, label_set, columns.label_sep, file=file, row=row, field=columns.label
+        )
     label = _label_cell(record, file, row, columns.label)
     if label and label_set is not None and label not in label_set:
         raise InputError(

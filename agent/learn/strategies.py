@@ -30,6 +30,7 @@ from agent.learn.diversity import (
     representatives,
     zeroshot,
 )
+from agent.learn.multilabel import max_label_uncertainty, mean_label_uncertainty
 from agent.learn.scoring import disagreement, rowwise, uncertainty
 from agent.types import Selection
 
@@ -46,6 +47,8 @@ __all__ = [
     "hybrid",
     "kl_consensus",
     "kmeans",
+    "label_max_uncertainty",
+    "label_mean_uncertainty",
     "least_confidence",
     "margin",
     "random_sampling",
@@ -67,6 +70,9 @@ margin = uncertainty(scoring.one_minus_margin, "margin")
 entropy = uncertainty(scoring.entropy, "entropy")
 vote_entropy = disagreement(scoring.hard_vote_entropy, "vote_entropy")
 kl_consensus = disagreement(scoring.mean_kl, "kl_consensus")
+# Multi-label: probs (N, C) hold P(label in the set) per label, not a distribution over labels.
+label_mean_uncertainty = uncertainty(mean_label_uncertainty, "label_mean_uncertainty")
+label_max_uncertainty = uncertainty(max_label_uncertainty, "label_max_uncertainty")
 
 
 @contract
@@ -102,6 +108,8 @@ STRATEGIES: dict[str, StrategyFn] = {
     "coreset": coreset,
     "hybrid": hybrid,
     "zeroshot": zeroshot,
+    "label_mean_uncertainty": label_mean_uncertainty,
+    "label_max_uncertainty": label_max_uncertainty,
 }
 
 

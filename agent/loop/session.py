@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.entries import llm_view, suggestion, vote_decision
 from agent.loop.llm_setup import with_model
+from agent.loop.multi_job import MultiReport
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.loop.results import result_records
 from agent.loop.rounds import refresh_queue
@@ -35,7 +36,17 @@ from agent.routing.sources import current_labels
 from agent.store.opening import open_store
 from agent.store.protocol import ProjectStore
 from agent.store.sqlite import Store
-from agent.types import NO_LABEL, Item, LabelSet, QueueView, Source
+from agent.types import (
+    NO_LABEL,
+    Annotation,
+    Item,
+    Kind,
+    LabelSet,
+    QueueView,
+    Source,
+    encode_label_set,
+    label_set_problem,
+)
 
 __all__ = ["LabelingSession", "Scores"]
 
@@ -81,9 +92,14 @@ class LabelingSession(LoopState):
         texts: Sequence[str],
         labels: LabelSet | Sequence[str],
         ids: Sequence[str] | None = None,
+        multi_label: bool = False,
         **kwargs: Any,
     ) -> LabelingSession:
-        """An in-memory session for a library user with a list of texts and a label set."""
+        """An in-memory session for a library user with a list of texts and a label set;
+        `multi_label=True` makes each item take a set of labels (`run_sets`, `submit_sets`)."""
+        if multi_label:
+            base = kwargs.get("config") or ProjectConfig()
+            kwargs["config"] = base.model_copy(update={"task": "multi_label"})
         label_set = labels if isinstance(labels, LabelSet) else LabelSet(tuple(labels))
         store = Store.memory(label_set)
         row_ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
@@ -125,6 +141,51 @@ class LabelingSession(LoopState):
         self.reload_labels()
         return len(stored)
 
+    # ---- multi-label verbs ----------------------------------------------------------------
+    @property
+    def multi_label(self) -> bool:
+        return self.config.task == "multi_label"
+
+    def run_sets(
+        self, rounds: int = 5, batch_size: int | None = None, human_budget: int | None = None,
+        oracle: Callable[[str], Sequence[str] | None] | None = None,
+    ) -> MultiReport:  # fmt: skip
+        """The multi-label job (`agent.loop.multi_job`): `oracle` answers the review queue by
+        item id with a list of label names (a simulated operator; None leaves the queue)."""
+        from agent.labeller.multi import MultiLabeller
+        from agent.loop.multi_job import MultiLimits, run_multi_job
+
+        self._need_multi("run_sets")
+        backend = self.backend
+        labeller = None if backend is None else MultiLabeller(
+            backend, self.label_set, self.config.llm, self.store)  # fmt: skip
+        answer = None
+        if oracle is not None:
+            def answer(item: Item) -> str | None:
+                names = oracle(item.id)
+                return None if names is None else encode_label_set(names, self.label_set)
+        limits = MultiLimits(rounds, batch_size or self.config.batch_size, human_budget)
+        return run_multi_job(self, limits, labeller, answer)
+
+    def submit_sets(self, answers: Mapping[str, Sequence[str]], actor: str = "library") -> int:
+        """Record people's label sets by external id; returns how many were stored."""
+        self._need_multi("submit_sets")
+        keys = self.store.keys_for_ids(list(answers))
+        notes = []
+        for ext_id, names in answers.items():
+            problem = "unknown item id" if ext_id not in keys else label_set_problem(
+                list(names), self.label_set)  # fmt: skip
+            if problem:
+                raise InputError(f"{problem} (item '{ext_id}')", field="labels")
+            notes.append(Annotation(keys[ext_id], encode_label_set(names, self.label_set),
+                                    Source.HUMAN, Kind.LABEL, actor=actor))  # fmt: skip
+        return len(self.store.record_human_labels(notes, actor))
+
+    def _need_multi(self, verb: str) -> None:
+        if not self.multi_label:
+            raise InputError(f"{verb}() is for multi-label sessions (multi_label=True)",
+                             field="task")  # fmt: skip
+
     def results(self) -> list[dict[str, Any]]:
         """One dict per item, in input order, with the export's columns (`COLUMNS` of
         `agent.loop.results`): `id` is yours, labels are names, `final_label` is the answer
@@ -132,7 +193,12 @@ class LabelingSession(LoopState):
         none). Items the project has no answer for yet (unlabelled, never queued: no job ran)
         get the session's best guess as `suggested`, as the job's final pass would queue it;
         every other row is exactly the export's. `pandas.DataFrame(session.results())` makes
-        a table."""
+        a table. A multi-label session gives `agent.loop.multi_results` records instead
+        (`final_labels` a list)."""
+        if self.multi_label:
+            from agent.loop.multi_results import set_records
+
+            return list(set_records(self.store))
         self._warn_if_llm_never_asked("results")
         return self._records()
 

@@ -1,0 +1,124 @@
+"""Export and status of a multi-label project: every item in input order with its final set
+(a list in JSONL and Parquet, names joined by the separator in CSV), its status and the
+evidence behind it; the exact-set accuracy estimate with micro/macro F1 of the audits beside
+it, in `status` and in `<OUT>.summary.json`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.app.export import _safe_cell, check_target
+from agent.config import ProjectConfig
+from agent.loop.multi_results import COLUMNS, LIST_COLUMNS, set_records
+from agent.routing.multi import AUDIT_META, audit_f1, exact_set_estimate
+from agent.routing.sources import HUMAN_SOURCES, current_labels
+from agent.store.protocol import ProjectStore
+
+
+def multi_status(store: ProjectStore, config: ProjectConfig) -> dict[str, Any]:
+    """Counts by status, the queue, the exact-set estimate and the audits' F1."""
+    by_status: dict[str, int] = {}
+    for record in set_records(store):
+        by_status[record["label_status"]] = by_status.get(record["label_status"], 0) + 1
+    currents = current_labels(store)
+    truth = {k: c.label for k, c in currents.items()
+             if c.source in HUMAN_SOURCES and c.label is not None}  # fmt: skip
+    audit = store.get_meta(AUDIT_META)
+    items = store.count_items()
+    level = config.routing.confidence_level
+    estimate = exact_set_estimate(items, len(truth) - _audited(audit, truth), audit, truth,
+                                  level) if items else None  # fmt: skip
+    draws = [(s, truth[int(k)]) for k, s, _ in (audit or {}).get("draws", []) if int(k) in truth]
+    return {"task": "multi_label", "items": items, "by_status": by_status,
+            "queue": store.queue_counts(), "estimated_accuracy": estimate,
+            "audit_f1": audit_f1(draws, store.label_set, level),
+            "label_set": list(store.label_set.names)}  # fmt: skip
+
+
+def _audited(audit: dict[str, Any] | None, truth: dict[int, str]) -> int:
+    """Audited items, now human-labelled, belong to the audited machine population."""
+    return sum(1 for k, _, _ in (audit or {}).get("draws", []) if int(k) in truth)
+
+
+def format_set_estimate(est: dict[str, Any] | None) -> str:
+    if est is None:
+        return "no items"
+    if est["value"] is None:
+        return (f"unknown (between {est['low']:.1%} and 100%: no audit of the machine sets "
+                "yet)")  # fmt: skip
+    return (f"at least {est['low']:.1%} ({est['value']:.1%}, {est['level']:.0%} interval "
+            f"{est['low']:.1%} - {est['high']:.1%}; {est['method']}, {est['audits']} audited)")
+
+
+def render_multi_status(info: dict[str, Any]) -> list[str]:
+    """The lines `status` prints for a multi-label project."""
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(info["by_status"].items()))
+    lines = [f"{info['items']} items (multi-label): {statuses}",
+             f"queue: {json.dumps(info['queue'])}",
+             f"estimated exact-set accuracy: {format_set_estimate(info['estimated_accuracy'])}"]
+    f1 = info.get("audit_f1")
+    if f1:
+        lines.append(
+            f"audited sets ({f1['audits']}): micro-F1 {f1['micro_f1']['value']:.3f} "
+            f"({f1['micro_f1']['low']:.3f} - {f1['micro_f1']['high']:.3f}), macro-F1 "
+            f"{f1['macro_f1']['value']:.3f} ({f1['macro_f1']['low']:.3f} - "
+            f"{f1['macro_f1']['high']:.3f})"
+        )
+    return lines
+
+
+def export_sets(
+    store: ProjectStore, config: ProjectConfig, out: Path, sep: str
+) -> dict[str, Any]:
+    """Write the corpus and `<OUT>.summary.json`, each through a `.partial` file renamed at
+    the end (a failure leaves neither half written)."""
+    check_target(out)
+    summary = multi_status(store, config)
+    summary_path = Path(f"{out}.summary.json")
+    tmp, tmp_summary = (p.with_name(p.name + ".partial") for p in (out, summary_path))
+    try:
+        suffix = out.suffix.lower()
+        if suffix == ".csv":
+            _write_csv(tmp, set_records(store), sep)
+        elif suffix == ".jsonl":
+            with tmp.open("w", encoding="utf-8") as handle:
+                for record in set_records(store):
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            _write_parquet(tmp, set_records(store), summary)
+        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        tmp_summary.replace(summary_path)
+    except BaseException:
+        for path in (tmp, tmp_summary):
+            path.unlink(missing_ok=True)
+        raise
+    labelled = sum(n for s, n in summary["by_status"].items() if s != "none")
+    return {"items": summary["items"], "labelled": labelled, **summary}
+
+
+def _write_csv(path: Path, records: Iterator[dict[str, Any]], sep: str) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        for record in records:
+            row = {k: sep.join(v) if k in LIST_COLUMNS else v for k, v in record.items()}
+            writer.writerow({k: _safe_cell("" if v is None else v) for k, v in row.items()})
+
+
+def _write_parquet(path: Path, records: Iterator[dict[str, Any]], summary: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def kind(c: str) -> Any:
+        if c in LIST_COLUMNS:
+            return pa.list_(pa.string())
+        return pa.float64() if c == "final_confidence" else pa.string()
+
+    fields = [(c, kind(c)) for c in COLUMNS]
+    schema = pa.schema(fields, metadata={"labelagent.summary": json.dumps(summary)})
+    pq.write_table(pa.Table.from_pylist(list(records), schema=schema), path)

@@ -1,0 +1,117 @@
+"""Glue behind `labelagent run` on a multi-label project: the LLM (a live model through the
+ChatBackend protocol, or the simulated multi-label LLM answering from the oracle file's gold
+sets), the simulated operator, the run lock, the job and its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from agent.app.commands import RunOptions, resolve_llm
+from agent.app.faults import regular_file
+from agent.app.multi_export import format_set_estimate, multi_status
+from agent.app.preflight import check_llm_choice, refuse_empty
+from agent.app.setfiles import load_set_answers
+from agent.config import ProjectConfig
+from agent.errors import ConfigError
+from agent.llm.protocol import ChatBackend
+from agent.loop.multi_job import MultiLimits, SetOracle, run_multi_job
+from agent.loop.runlock import RunLock, default_holder
+from agent.loop.session import LabelingSession
+from agent.types import Item, decode_label_set
+
+
+def multi_backend(
+    session: LabelingSession, gold_by_id: dict[str, str] | None
+) -> ChatBackend | None:
+    """The configured LLM; `simulated:acc=..` becomes the simulated multi-label LLM over the
+    gold sets (by text) and the label vectors (for confusable neighbours)."""
+    model = session.config.llm.model
+    if model is None:
+        return None
+    if model.startswith("replay:"):
+        raise ConfigError("replay files are not supported for multi-label projects yet",
+                          field="llm.model")  # fmt: skip
+    if not model.startswith("simulated:"):
+        from agent.llm.factory import make_backend
+
+        return make_backend(session.config.llm)
+    from agent.llm.annotators import annotator_kind, parse_spec_params
+    from agent.llm.multi_sim import SimulatedMultiLLM
+
+    params = parse_spec_params(model, annotator_kind(model)[1])
+    texts = {it.id: it.text for batch in session.store.iter_items() for it in batch}
+    gold = {texts[i]: decode_label_set(s) or () for i, s in (gold_by_id or {}).items()}
+    return SimulatedMultiLLM(session.label_set, gold, params["acc"],
+                             params.get("abstain", 0.03), int(params.get("seed", 0)),
+                             session.pool.label_vectors, model=model)  # fmt: skip
+
+
+def run_multi_project(
+    project: Path, config: ProjectConfig, options: RunOptions, sep: str, console: Console
+) -> None:
+    """`run` on a multi-label project: checks first, then the job under the run lock."""
+    config = resolve_llm(config, options.llm, options.api_base)
+    check_llm_choice(config.llm.model, options.oracle_file)
+    if options.oracle_file is not None:
+        regular_file(options.oracle_file)
+    session = LabelingSession.open(project, config=config, progress=True)
+    try:
+        refuse_empty(session.store, project)
+        gold = None
+        if options.oracle_file is not None:
+            gold = load_set_answers(options.oracle_file, session.store, sep, "oracle")
+        with RunLock(session.store, default_holder(), force=options.force):
+            _run_locked(session, project, options, gold, console)
+    finally:
+        session.close()
+
+
+def _run_locked(
+    session: LabelingSession, project: Path, options: RunOptions, gold: dict[str, str] | None,
+    console: Console,
+) -> None:  # fmt: skip
+    from agent.labeller.multi import MultiLabeller
+
+    config = session.config
+    mode = f"LLM {config.llm.model}" if config.llm.model else "no LLM: classifier only"
+    console.print(f"[bold]labelagent run[/] (multi-label) on {project}: {mode}"
+                  + ("; simulated operator answers from the oracle file"
+                     if gold else ""))  # fmt: skip
+    _ = session.pool  # embed before the rounds
+    backend = multi_backend(session, gold)
+    labeller = None
+    if backend is not None:
+        labeller = MultiLabeller(backend, session.label_set, config.llm, session.store)
+    plan = options.plan
+    limits = MultiLimits(plan.rounds, plan.batch_size or config.batch_size, plan.human_budget)
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "round":
+            console.print(f"round {data['round']}: selected {data['selected']}, auto "
+                          f"{data['auto_accepted']}, queued {data['queued']}, people answered "
+                          f"{data['human_labels']}, LLM calls {data['llm_calls']}")  # fmt: skip
+        else:
+            console.print(f"final pass: classifier labelled {data['labelled']}; final audit "
+                          f"{data['audited']}")  # fmt: skip
+
+    report = run_multi_job(session, limits, labeller, _oracle(gold), on_event)
+    console.print(f"stopped: {report.stop_reason}")
+    info = multi_status(session.store, config)
+    estimate = format_set_estimate(info["estimated_accuracy"])
+    console.print(f"estimated exact-set accuracy: {estimate}", soft_wrap=True)
+    if labeller is not None:
+        console.print(f"LLM in this run: {labeller.calls} paid calls, {labeller.cache_hits} cache "
+                      "hits")  # fmt: skip
+
+
+def _oracle(gold: dict[str, str] | None) -> SetOracle | None:
+    if gold is None:
+        return None
+
+    def oracle(item: Item) -> str | None:
+        return gold.get(item.id)
+
+    return oracle

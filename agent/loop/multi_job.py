@@ -1,0 +1,290 @@
+"""The batch job of a multi-label project: rounds of select -> LLM label sets -> route per
+label -> people answer -> retrain, then a final pass and a final audit for the estimate.
+
+It works on the same store as single-label (items, append-only annotations, queue, caches):
+a set is one annotation whose `label` is the set's canonical text (`encode_label_set`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
+from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
+from agent.learn.strategies import get_strategy
+from agent.loop.state import LoopState
+from agent.routing.accuracy import final_audit_size
+from agent.routing.multi import AUDIT_META, route_set, set_p_right
+from agent.routing.sources import HUMAN_SOURCES, current_labels
+from agent.types import (
+    Annotation,
+    Item,
+    Kind,
+    QueueEntry,
+    Source,
+    decode_label_set,
+    encode_label_set,
+    label_set_vector,
+)
+
+SetOracle = Callable[[Item], str | None]  # an item -> a person's encoded set (None: no answer)
+STRATEGY = "label_mean_uncertainty"
+COLD_START = 20  # people's sets before the classifier's uncertainty chooses (random before)
+
+
+@dataclass(frozen=True)
+class MultiLimits:
+    rounds: int = 5
+    batch_size: int = 50
+    human_budget: int | None = None
+
+
+@dataclass
+class MultiReport:
+    rounds: int = 0
+    selected: int = 0
+    auto_accepted: int = 0
+    queued: int = 0
+    human_labels: int = 0
+    llm_calls: int = 0
+    final_labelled: int = 0
+    final_audit: int = 0
+    stop_reason: str = "rounds done"
+    per_round: list[dict[str, Any]] = field(default_factory=list)
+
+
+def human_sets(state: LoopState) -> dict[int, str]:
+    """Item key -> the encoded set a person (or imported gold) gave it."""
+    return {k: c.label for k, c in current_labels(state.store).items()
+            if c.source in HUMAN_SOURCES and c.label is not None}  # fmt: skip
+
+
+def fit_classifier(state: LoopState) -> OneVsRest:
+    """One-vs-rest on people's sets (weight routing.human_weight) and accepted machine sets."""
+    pool, labels = state.pool, state.label_set
+    rows, sets, weights = [], [], []
+    for key, current in current_labels(state.store).items():
+        if current.label is None:
+            continue
+        human = current.source in HUMAN_SOURCES
+        if not human and current.source != Source.LLM.value:
+            continue
+        rows.append(key)
+        sets.append(label_set_vector(decode_label_set(current.label) or (), labels))
+        weights.append(state.config.routing.human_weight if human else 1.0)
+    X = pool.vectors[pool.positions(rows)] if rows else pool.vectors[:0]
+    Y = np.array(sets, dtype=np.int8).reshape(len(rows), len(labels))
+    return fit_ovr(X, Y, np.asarray(weights), c=state.config.llm_taught_c, seed=state.config.seed)
+
+
+def run_multi_job(
+    state: LoopState,
+    limits: MultiLimits,
+    labeller: MultiLabeller | None,
+    oracle: SetOracle | None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> MultiReport:
+    """The rounds, then the final pass and audit; every decision lands in the store at once."""
+    report = MultiReport()
+    budget = limits.human_budget
+    final_share = state.config.routing.final_audit_share if budget is not None else 0.0
+    round_budget = None if budget is None else int(budget * (1.0 - final_share))
+    rng = np.random.default_rng(state.config.seed)
+    for _ in range(limits.rounds):
+        if round_budget is not None and report.human_labels >= round_budget:
+            report.stop_reason = "human budget spent"
+            break
+        done = _one_round(state, limits, labeller, oracle, (rng, report, round_budget))
+        if on_event is not None:
+            on_event("round", done)
+        if done["selected"] == 0:
+            report.stop_reason = "pool exhausted"
+            break
+    report.final_labelled = final_pass(state)
+    if oracle is not None:
+        left = None if budget is None else max(budget - report.human_labels, 0)
+        report.final_audit = final_audit(state, oracle, (budget, left), rng)
+        report.human_labels += report.final_audit
+    if on_event is not None:
+        on_event("final", {"labelled": report.final_labelled, "audited": report.final_audit})
+    return report
+
+
+def _one_round(
+    state: LoopState, limits: MultiLimits, labeller: MultiLabeller | None,
+    oracle: SetOracle | None, ctx: tuple[np.random.Generator, MultiReport, int | None],
+) -> dict[str, Any]:  # fmt: skip
+    rng, report, round_budget = ctx
+    round_id = state.store.start_round()
+    model = fit_classifier(state)
+    probs = model.predict_proba(state.pool.vectors)
+    picked = _select(state, probs, limits.batch_size, rng)
+    items = state.items_at(picked)
+    decisions: list[SetDecision | None] = [None] * len(items)
+    if labeller is not None and items:
+        calls = labeller.calls
+        decisions = labeller.label(items)
+        report.llm_calls += labeller.calls - calls
+    auto, queued = _route(state, items, (decisions, probs[picked]), round_id, rng)
+    answered = _answer_queue(state, oracle, round_budget, report)
+    stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
+             "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
+    state.store.finish_round(round_id, stats)
+    report.rounds += 1
+    report.selected += len(items)
+    report.auto_accepted += auto
+    report.queued += queued
+    report.per_round.append(stats)
+    return stats
+
+
+def _select(
+    state: LoopState, probs: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Pool positions to look at: unlabelled, never queued, never asked; by mean per-label
+    uncertainty once people have given COLD_START sets, uniformly before."""
+    pool = state.pool
+    taken = set(current_labels(state.store)) | set(state.store.queued_keys())
+    free = np.flatnonzero(~np.isin(pool.keys, np.fromiter(taken, np.int64, len(taken))))
+    n = min(n, free.size)
+    if n == 0:
+        return free[:0]
+    name = STRATEGY if len(human_sets(state)) >= COLD_START else "random"
+    chosen = get_strategy(name)(probs, pool.vectors, free, n, rng)
+    return np.asarray(chosen.indices, dtype=np.int64)
+
+
+def _route(
+    state: LoopState, items: list[Item], votes: tuple[list[SetDecision | None], np.ndarray],
+    round_id: int, rng: np.random.Generator,
+) -> tuple[int, int]:  # fmt: skip
+    """Write the LLM's votes, auto-accepted sets and queue entries; (auto, queued)."""
+    decisions, clf = votes
+    labels, routing = state.label_set, state.config.routing
+    notes: list[Annotation] = []
+    entries: list[QueueEntry] = []
+    audits_so_far = state.store.get_meta("multi_audits", 0)
+    for item, decision, p_clf in zip(items, decisions, clf, strict=True):
+        llm = None if decision is None or decision.labels is None else np.array(decision.scores)
+        if decision is not None:
+            notes.append(_vote(item, decision, labels, round_id))
+        route = route_set(llm, p_clf, labels, routing.label_confidence)
+        encoded = encode_label_set(route.proposed, labels)
+        p_right = set_p_right(llm, p_clf, route.proposed, labels)
+        suggestion = {"labels": list(route.proposed), "doubt": route.doubt, "p_right": p_right,
+                      "source": "llm" if llm is not None else "classifier",
+                      "classifier": {n: round(float(p), 3) for n, p in zip(labels.names, p_clf)},
+                      "llm": decision_json(decision, labels) if decision else None}  # fmt: skip
+        if route.auto:
+            notes.append(Annotation(item.key, encoded, Source.LLM, Kind.LABEL, actor="auto",
+                                    confidence=p_right, round=round_id,
+                                    meta={"route": "auto"}))  # fmt: skip
+            early = audits_so_far < routing.min_evidence  # audit more until evidence is in
+            rate = routing.census_rate if early else routing.audit_rate
+            if rng.random() < rate:
+                audits_so_far += 1
+                entries.append(QueueEntry(item.key, "audit", 2.0, round_id, suggestion))
+            continue
+        entries.append(QueueEntry(item.key, route.reason, 1.0 - p_right, round_id, suggestion))
+    state.store.add_annotations(notes)
+    state.store.enqueue(entries)
+    state.store.set_meta("multi_audits", audits_so_far)
+    auto = sum(1 for a in notes if a.kind == Kind.LABEL)
+    return auto, sum(1 for e in entries if e.reason != "audit")
+
+
+def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Annotation:
+    encoded = None if decision.labels is None else encode_label_set(decision.labels, labels)
+    return Annotation(item.key, encoded, Source.LLM, Kind.VOTE, actor=decision.model,
+                      confidence=None, rationale=decision.rationale,
+                      prompt_hash=decision.prompt_hash, round=round_id,
+                      meta={"scores": list(decision.scores),
+                            "cached": decision.cached})  # fmt: skip
+
+
+def _answer_queue(
+    state: LoopState, oracle: SetOracle | None, budget: int | None, report: MultiReport
+) -> int:
+    """The simulated operator answers the pending queue, audits first, within the budget."""
+    if oracle is None:
+        return 0
+    room = None if budget is None else max(budget - report.human_labels, 0)
+    pending = state.store.pending(room)
+    return _record_answers(state, oracle, [e.item_key for e in pending], report)
+
+
+def _record_answers(
+    state: LoopState, oracle: SetOracle, keys: list[int], report: MultiReport
+) -> int:
+    answers = []
+    for item in state.store.items(keys):
+        given = oracle(item)
+        if given is not None:
+            answers.append(Annotation(item.key, given, Source.HUMAN, Kind.LABEL, actor="oracle"))
+    if answers:
+        state.store.record_human_labels(answers, "oracle")
+    report.human_labels += len(answers)
+    return len(answers)
+
+
+def final_pass(state: LoopState) -> int:
+    """The classifier labels every item nobody has labelled or queued (its predicted set)."""
+    taken = set(current_labels(state.store)) | set(state.store.queued_keys())
+    pool, labels = state.pool, state.label_set
+    rest = np.flatnonzero(~np.isin(pool.keys, np.fromiter(taken, np.int64, len(taken))))
+    if rest.size == 0:
+        return 0
+    probs = fit_classifier(state).predict_proba(pool.vectors[rest])
+    sets = predicted_sets(probs)
+    notes = []
+    for key, row, p in zip(pool.keys[rest], sets, probs, strict=True):
+        names = tuple(n for n, on in zip(labels.names, row) if on)
+        p_right = set_p_right(None, p, names, labels)
+        notes.append(Annotation(int(key), encode_label_set(names, labels), Source.MODEL,
+                                Kind.LABEL, actor="classifier", confidence=p_right))  # fmt: skip
+    state.store.add_annotations(notes)
+    return len(notes)
+
+
+def machine_population(state: LoopState) -> list[tuple[int, str, float]]:
+    """(key, machine set, P(right)) of every item whose final set is not a person's: accepted
+    machine sets and the suggestions of items still waiting in the queue."""
+    currents = current_labels(state.store)
+    views = state.store.queue_views()
+    out = []
+    for key in state.pool.keys.tolist():
+        current = currents.get(key)
+        if current is not None and current.source in HUMAN_SOURCES:
+            continue
+        if current is not None and current.label is not None:
+            out.append((key, current.label, float(current.confidence or 0.0)))
+        elif key in views and views[key].suggestion.get("labels"):
+            s = views[key].suggestion
+            out.append((key, encode_label_set(s["labels"], state.label_set), float(s["p_right"])))
+    return out
+
+
+def final_audit(
+    state: LoopState, oracle: SetOracle, budgets: tuple[int | None, int | None],
+    rng: np.random.Generator,
+) -> int:
+    """A uniform random sample of the machine sets (sized as single-label's final audit, within
+    what is left of the budget), answered by people; its population and draws go to store
+    meta, where `exact_set_estimate` reads them."""
+    limits_budget, budget = budgets  # the run's whole human budget, and what is left of it
+    population = machine_population(state)
+    if not population:
+        return 0
+    size = final_audit_size(limits_budget, len(population), state.config.routing)
+    size = size if budget is None else min(size, budget)
+    drawn = rng.choice(len(population), size=size, replace=False)
+    draws = [population[int(i)] for i in drawn]
+    p = np.array([q for _, _, q in population])
+    state.store.set_meta(AUDIT_META, {"population": len(population), "mean": float(p.mean()),
+                                      "var": float(p.var()), "draws": draws})  # fmt: skip
+    report = MultiReport()
+    return _record_answers(state, oracle, [k for k, _, _ in draws], report)
