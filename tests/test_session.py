@@ -13,6 +13,7 @@ from agent.app.io import load_label_set
 from agent.config import LLMConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
+from agent.loop.final import final_audit
 from agent.routing.sources import counts_by_source
 from agent.types import Item, QueueEntry
 
@@ -112,3 +113,20 @@ def test_job_with_simulated_llm_auto_accepts_and_estimate_covers_truth(datasets:
     truth = np.mean([names[g] == gold_by_text[it.text] for g, it in zip(guess, items, strict=True)])
     estimate = session.store.get_meta("estimated_accuracy")
     assert estimate["low"] <= truth <= estimate["high"], (truth, estimate)
+
+
+def test_an_item_queued_again_by_the_final_audit_keeps_its_llm_answer(datasets: Path) -> None:
+    texts, gold, label_set = _trec(datasets, 300)
+    spec = "simulated:acc=0.8,abstain=0.0"
+    session = _session(texts, label_set, llm=LLMConfig(model=spec, few_shot_k=0))
+    session.backend = make_annotator(spec, label_set, dict(zip(texts, gold)),
+                                     session.pool.label_vectors)
+    labeller = Labeller(session.backend, session.label_set, session.config.llm, session.store)
+    run_job(session, JobLimits(rounds=1, batch_size=100, human_budget=0), labeller, None)
+    pending = {k: v for k, v in session.store.queue_views().items() if v.state == "pending"}
+    asked = {k: v.suggestion["llm"] for k, v in pending.items() if v.suggestion["llm"]}
+    assert asked  # the LLM's answers wait for review
+    final_audit(session, round_no=99, size=3000)  # draws nearly every machine-labelled item
+    after = session.store.queue_views()
+    assert sum(after[k].reason == "audit" for k in asked) > len(asked) // 2
+    assert all(after[k].suggestion["llm"] == view for k, view in asked.items())
