@@ -33,6 +33,10 @@ from agent.routing.accuracy import (
 )
 
 TRIGGER_MARGIN = 0.01  # the prediction must clear the target by this before an audit is paid
+# An audit within the reserve is paid once the prediction says one up to this many times larger
+# would show the target: early predictions undersell a good LLM (on sms_spam they read 0.94
+# while the labels were right on 0.965, asking for audits of 100-250 where 40 would do).
+STRETCH = 4
 CHECKED_AT = "target_check_at"  # store meta: human labels when the last check audited
 CONFIRMED = "target confirmed"  # the stop reason's first words when the bound reached it
 
@@ -69,8 +73,9 @@ def check_target(
     looks = int(state.store.get_meta(LOOKS) or 0)
     level = charged_level(looks + 1, state.config.routing.confidence_level)
     size = audit_needed(p_right, machine, target, level)
-    if size is None or size > cap:
+    if size is None or size > STRETCH * cap:
         return ""  # the prediction does not clear the target by enough for an audit to show
+    size = min(size, cap)
     humans = human_label_count(state.store)
     last = state.store.get_meta(CHECKED_AT)
     if last is not None and humans < int(last) + cap:
