@@ -287,3 +287,26 @@ def test_single_label_sessions_refuse_the_set_verbs() -> None:
     with pytest.raises(InputError, match="multi-label sessions"):
         session.submit_sets({"0": ["x"]})
     session.close()
+
+
+def test_a_replay_file_of_sets_answers_and_a_bad_one_is_refused_first(tmp_path: Path) -> None:
+    project = ml_project(tmp_path)
+    texts = ["I hate this", "best day ever", "so sad and mad", "it is tuesday"]
+    body = "id,text\n" + "".join(f"c{i},{t}\n" for i, t in enumerate(texts))
+    (tmp_path / "a.csv").write_text(body)
+    invoke("import", project, tmp_path / "a.csv", "--id-col", "id")
+    (tmp_path / "bad.csv").write_text("id,labels\nc0,anger\nc1,joy|joy\n")
+    code, out = invoke("run", project, "--llm", f"replay:{tmp_path / 'bad.csv'}", "--rounds", "1")
+    assert code == 2 and "bad.csv, row 2, field 'labels': label 'joy' appears twice" in out
+    (tmp_path / "replay.csv").write_text(
+        "id,labels,confidence\nc0,anger,0.9\nc1,joy,0.95\nc2,sadness|anger,0.6\nc3,neutral,0.9\n"
+    )
+    code, out = invoke("run", project, "--llm", f"replay:{tmp_path / 'replay.csv'}",
+                       "--rounds", "1", "--batch-size", "4")  # fmt: skip
+    assert code == 0, out
+    with Store.open(project) as store:
+        votes = {r["item_key"]: r["label"] for r in store.annotations(source="llm", kind="vote")}
+        assert sorted(votes.values()) == sorted(
+            ['["anger"]', '["joy"]', '["anger","sadness"]', '["neutral"]'])
+        shaky = store.queue_views()[3].suggestion  # c2: stated 0.6, not sure enough
+        assert shaky["labels"] == ["anger", "sadness"] and "anger" in shaky["doubt"]

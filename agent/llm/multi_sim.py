@@ -134,3 +134,25 @@ class SimulatedMultiLLM:
         if mean >= 1.0 or mean <= 0.0:
             return mean
         return float(rng.beta(mean * CONCENTRATION, (1.0 - mean) * CONCENTRATION))
+
+
+class ReplayMultiLLM(SimulatedMultiLLM):
+    """Replays real per-item label sets (text -> (names, confidence), read and checked at the
+    edge: `agent.app.setfiles.replay_sets`); a text not in the file is abstained on."""
+
+    rationale = "replayed answer"
+
+    def __init__(
+        self, label_set: LabelSet, answers: Mapping[str, tuple[tuple[str, ...], float]],
+        model: str,
+    ) -> None:  # fmt: skip
+        self.model, self.label_set = model, label_set
+        self._answers = PromptTexts(answers.items())
+
+    def answer(self, text: str, sample: int = 0) -> dict[str, Any]:
+        found = self._answers.get(text)
+        if found is None:
+            return {"labels": [], "considered": [], "abstain": True, "rationale": self.rationale}
+        names, confidence = found
+        return {"labels": [{"label": n, "confidence": confidence} for n in names],
+                "considered": [], "abstain": False, "rationale": self.rationale}  # fmt: skip
