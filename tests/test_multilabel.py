@@ -310,3 +310,11 @@ def test_a_replay_file_of_sets_answers_and_a_bad_one_is_refused_first(tmp_path: 
             ['["anger"]', '["joy"]', '["anger","sadness"]', '["neutral"]'])
         shaky = store.queue_views()[3].suggestion  # c2: stated 0.6, not sure enough
         assert shaky["labels"] == ["anger", "sadness"] and "anger" in shaky["doubt"]
+
+
+def test_commands_without_a_multi_label_form_say_so_in_one_line(tmp_path: Path) -> None:
+    project = ml_project(tmp_path)
+    code, out = invoke("report", project)
+    assert code == 2 and "report is not supported for multi-label projects yet" in out
+    code, out = invoke("export", project, tmp_path / "x.json", "--format", "label-studio")
+    assert code == 2 and "--format is not supported for multi-label projects yet" in out
