@@ -318,3 +318,18 @@ def test_commands_without_a_multi_label_form_say_so_in_one_line(tmp_path: Path) 
     assert code == 2 and "report is not supported for multi-label projects yet" in out
     code, out = invoke("export", project, tmp_path / "x.json", "--format", "label-studio")
     assert code == 2 and "--format is not supported for multi-label projects yet" in out
+
+
+def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
+    from agent.routing.multi import audit_f1
+
+    draws = [('["anger"]', '["anger"]'), ('["anger","joy"]', '["anger"]'),
+             ('["neutral"]', '["sadness"]')]  # fmt: skip
+    f1 = audit_f1(draws, EMOTIONS)
+    assert f1 is not None and f1["audits"] == 3
+    assert f1["micro_f1"]["value"] == pytest.approx(2 * 2 / (4 + 3))
+    assert f1["per_label"]["anger"] == {"precision": 1.0, "recall": 1.0, "machine": 2,
+                                        "people": 2, "both": 2}  # fmt: skip
+    assert f1["per_label"]["joy"]["precision"] == 0.0 and f1["per_label"]["joy"]["recall"] is None
+    assert f1["micro_f1"]["low"] <= f1["micro_f1"]["value"] <= f1["micro_f1"]["high"]
+    assert audit_f1([], EMOTIONS) is None
