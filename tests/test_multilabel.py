@@ -166,6 +166,15 @@ def test_the_simulated_llm_hits_its_exact_set_accuracy_with_content_shaped_error
     assert 0.70 < right / len(gold) < 0.80
     assert np.mean(by_size[2]) < np.mean(by_size[1]) - 0.1  # multi-label items are harder
     assert missed > 0 and added > 0
+    from sklearn.metrics import roc_auc_score
+
+    sure, ok = [], []
+    for text, want in gold.items():
+        answer = sim.answer(text)
+        if not answer["abstain"]:
+            sure.append(min(e["confidence"] for e in answer["labels"]))
+            ok.append({e["label"] for e in answer["labels"]} == set(want))
+    assert 0.65 < roc_auc_score(ok, sure) < 0.9  # informative, far from a perfect flag
 
 
 def test_the_labeller_asks_once_then_reads_its_cache(tmp_path: Path) -> None:
