@@ -26,8 +26,8 @@ from agent.types import LabelSet, text_hash
 
 MULTI_PENALTY = 0.6  # an item with 2+ gold labels is exactly right this much as often
 SURE_MISTAKE = 0.9  # share of wrong labels stated as surely as the right ones
-HINT = 0.15
-NOISE = 0.1  # sd of the stated confidence around chance ** OVERCONFIDENCE  # share of dropped labels the LLM still lists under `considered`
+HINT = 0.15  # share of dropped labels the LLM still lists under `considered`
+NOISE = 0.1  # sd of the stated confidence around chance ** OVERCONFIDENCE
 Scores = list[tuple[str, float]]
 
 
