@@ -342,3 +342,13 @@ def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
     assert f1["per_label"]["joy"]["precision"] == 0.0 and f1["per_label"]["joy"]["recall"] is None
     assert f1["micro_f1"]["low"] <= f1["micro_f1"]["value"] <= f1["micro_f1"]["high"]
     assert audit_f1([], EMOTIONS) is None
+
+
+@pytest.mark.parametrize("flags", [["--llm-budget", "5"], ["--target-accuracy", "0.9"],
+                                   ["--fresh"], ["--engine", "ray"]])  # fmt: skip
+def test_run_flags_without_a_multi_label_form_are_refused_not_ignored(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    project = ml_project(tmp_path)
+    code, out = invoke("run", project, "--llm", "none", *flags)
+    assert code == 2 and "is not supported for multi-label projects yet" in out

@@ -15,6 +15,7 @@ from agent.app.multi_export import format_set_estimate, multi_status
 from agent.app.preflight import check_llm_choice, refuse_empty
 from agent.app.setfiles import load_set_answers, replay_sets
 from agent.config import ProjectConfig
+from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.multi_job import MultiLimits, SetOracle, run_multi_job
 from agent.loop.runlock import RunLock, default_holder
@@ -54,6 +55,7 @@ def run_multi_project(
     project: Path, config: ProjectConfig, options: RunOptions, sep: str, console: Console
 ) -> None:
     """`run` on a multi-label project: checks first, then the job under the run lock."""
+    refuse_unsupported(options)
     config = resolve_llm(config, options.llm, options.api_base)
     check_llm_choice(config.llm.model, options.oracle_file)
     if options.oracle_file is not None:
@@ -70,6 +72,20 @@ def run_multi_project(
             _run_locked(session, project, options, (gold, sep), console)
     finally:
         session.close()
+
+
+def refuse_unsupported(options: RunOptions) -> None:
+    """One line for a flag the multi-label job does not honour yet, never a silent ignore."""
+    plan = options.plan
+    given = [flag for flag, on in (
+        ("--llm-budget", plan.llm_budget is not None),
+        ("--target-accuracy", plan.target_accuracy is not None),
+        ("--fresh", options.fresh),
+        ("--engine ray / --ray-address", options.engine == "ray" or bool(options.ray_address)),
+    ) if on]  # fmt: skip
+    if given:
+        raise InputError(f"{given[0]} is not supported for multi-label projects yet",
+                         field="task")  # fmt: skip
 
 
 def _run_locked(
