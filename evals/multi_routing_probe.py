@@ -1,7 +1,10 @@
 """How much of a multi-label pool the per-label agreement rule can auto-accept (issue 21):
 the simulated multi-label LLM on every item, one-vs-rest fitted on a random sample of people's
 sets, and for each pair of thresholds (LLM, classifier) the share of the remaining items whose
-every label is agreed with both sure, and the exact-set precision of those items.
+every label is agreed with both sure, and the exact-set precision of those items; beside it,
+for comparison,
+a rule the product does not use (the LLM sure of every label, the classifier not sure of the
+opposite of any).
 
     python -m evals.multi_routing_probe --dataset ../shared/datasets/go_emotions --pool-size 2000
 """
@@ -60,6 +63,15 @@ def main(argv: Sequence[str] | None = None) -> str:
             prec = f"{right[auto].mean():.3f}" if auto.any() else "-"
             lines.append(f"| {n_human} | {t_llm} | {t_clf} | {auto.sum() / rest.sum():.3f} | "
                          f"{prec} |")  # fmt: skip
+        # Not the product's rule: the LLM sure of every label, the classifier not sure of
+        # the opposite of any (what "trust earned from audits" would make possible).
+        for t_llm in (0.8, 0.9):
+            llm_sure = (np.maximum(llm, 1 - llm) >= t_llm).all(axis=1)
+            opposed = (~agree & (np.maximum(clf, 1 - clf) >= 0.85)).any(axis=1)
+            auto = llm_sure & ~opposed & rest
+            prec = f"{right[auto].mean():.3f}" if auto.any() else "-"
+            lines.append(f"| {n_human} | {t_llm} | not opposed at 0.85 | "
+                         f"{auto.sum() / rest.sum():.3f} | {prec} |")  # fmt: skip
     table = "\n".join(lines)
     print(table)
     return table

@@ -166,6 +166,15 @@ def test_the_simulated_llm_hits_its_exact_set_accuracy_with_content_shaped_error
     assert 0.70 < right / len(gold) < 0.80
     assert np.mean(by_size[2]) < np.mean(by_size[1]) - 0.1  # multi-label items are harder
     assert missed > 0 and added > 0
+    from sklearn.metrics import roc_auc_score
+
+    sure, ok = [], []
+    for text, want in gold.items():
+        answer = sim.answer(text)
+        if not answer["abstain"]:
+            sure.append(min(e["confidence"] for e in answer["labels"]))
+            ok.append({e["label"] for e in answer["labels"]} == set(want))
+    assert 0.65 < roc_auc_score(ok, sure) < 0.9  # informative, far from a perfect flag
 
 
 def test_the_labeller_asks_once_then_reads_its_cache(tmp_path: Path) -> None:
@@ -287,3 +296,59 @@ def test_single_label_sessions_refuse_the_set_verbs() -> None:
     with pytest.raises(InputError, match="multi-label sessions"):
         session.submit_sets({"0": ["x"]})
     session.close()
+
+
+def test_a_replay_file_of_sets_answers_and_a_bad_one_is_refused_first(tmp_path: Path) -> None:
+    project = ml_project(tmp_path)
+    texts = ["I hate this", "best day ever", "so sad and mad", "it is tuesday"]
+    body = "id,text\n" + "".join(f"c{i},{t}\n" for i, t in enumerate(texts))
+    (tmp_path / "a.csv").write_text(body)
+    invoke("import", project, tmp_path / "a.csv", "--id-col", "id")
+    (tmp_path / "bad.csv").write_text("id,labels\nc0,anger\nc1,joy|joy\n")
+    code, out = invoke("run", project, "--llm", f"replay:{tmp_path / 'bad.csv'}", "--rounds", "1")
+    assert code == 2 and "bad.csv, row 2, field 'labels': label 'joy' appears twice" in out
+    (tmp_path / "replay.csv").write_text(
+        "id,labels,confidence\nc0,anger,0.9\nc1,joy,0.95\nc2,sadness|anger,0.6\nc3,neutral,0.9\n"
+    )
+    code, out = invoke("run", project, "--llm", f"replay:{tmp_path / 'replay.csv'}",
+                       "--rounds", "1", "--batch-size", "4")  # fmt: skip
+    assert code == 0, out
+    with Store.open(project) as store:
+        votes = {r["item_key"]: r["label"] for r in store.annotations(source="llm", kind="vote")}
+        assert sorted(votes.values()) == sorted(
+            ['["anger"]', '["joy"]', '["anger","sadness"]', '["neutral"]'])
+        shaky = store.queue_views()[3].suggestion  # c2: stated 0.6, not sure enough
+        assert shaky["labels"] == ["anger", "sadness"] and "anger" in shaky["doubt"]
+
+
+def test_commands_without_a_multi_label_form_say_so_in_one_line(tmp_path: Path) -> None:
+    project = ml_project(tmp_path)
+    code, out = invoke("report", project)
+    assert code == 2 and "report is not supported for multi-label projects yet" in out
+    code, out = invoke("export", project, tmp_path / "x.json", "--format", "label-studio")
+    assert code == 2 and "--format is not supported for multi-label projects yet" in out
+
+
+def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
+    from agent.routing.multi import audit_f1
+
+    draws = [('["anger"]', '["anger"]'), ('["anger","joy"]', '["anger"]'),
+             ('["neutral"]', '["sadness"]')]  # fmt: skip
+    f1 = audit_f1(draws, EMOTIONS)
+    assert f1 is not None and f1["audits"] == 3
+    assert f1["micro_f1"]["value"] == pytest.approx(2 * 2 / (4 + 3))
+    assert f1["per_label"]["anger"] == {"precision": 1.0, "recall": 1.0, "machine": 2,
+                                        "people": 2, "both": 2}  # fmt: skip
+    assert f1["per_label"]["joy"]["precision"] == 0.0 and f1["per_label"]["joy"]["recall"] is None
+    assert f1["micro_f1"]["low"] <= f1["micro_f1"]["value"] <= f1["micro_f1"]["high"]
+    assert audit_f1([], EMOTIONS) is None
+
+
+@pytest.mark.parametrize("flags", [["--llm-budget", "5"], ["--target-accuracy", "0.9"],
+                                   ["--fresh"], ["--engine", "ray"]])  # fmt: skip
+def test_run_flags_without_a_multi_label_form_are_refused_not_ignored(
+    tmp_path: Path, flags: list[str]
+) -> None:
+    project = ml_project(tmp_path)
+    code, out = invoke("run", project, "--llm", "none", *flags)
+    assert code == 2 and "is not supported for multi-label projects yet" in out

@@ -25,6 +25,13 @@ from agent.app.export import check_target
 from agent.app.export import export as export_corpus
 from agent.app.faults import describe, one_line
 from agent.app.io import Columns, check_corpus_file, load_label_set, read_rows
+from agent.app.multi_cli import (
+    LabelSepOption,
+    export_sets_line,
+    multi_status_text,
+    resolve_label_sep,
+    single_label_only,
+)
 from agent.app.newproject import new_project
 from agent.app.plan import DEFAULT_ROUNDS, Plan
 from agent.config import DEFAULT_EMBEDDING_MODEL, ProjectConfig
@@ -146,26 +153,6 @@ def _stored_in(project: Path, url: str | None) -> str:
     return note
 
 
-LabelSepOption = Annotated[
-    str | None,
-    typer.Option(help="Multi-label projects: the separator of label names in a CSV cell "
-                 "(default '|'); JSONL and Parquet hold lists."),
-]
-
-
-def _label_sep(config: ProjectConfig, given: str | None) -> str | None:
-    """The label-set separator of a multi-label project (None: one label per row); refused
-    for a single-label project, where it would be ignored."""
-    from agent.app.labelcells import DEFAULT_SEP, check_sep
-
-    if config.task != "multi_label":
-        if given is not None:
-            raise InputError("--label-sep is for multi-label projects (init --multi-label)",
-                             field="label-sep")  # fmt: skip
-        return None
-    return check_sep(given if given is not None else DEFAULT_SEP)
-
-
 @app.command("import")
 @friendly
 def import_(
@@ -184,7 +171,7 @@ def import_(
         _import_tool_file(project, file, fmt, text_col, (id_col, label_col))
         return
     check_corpus_file(file)
-    sep = _label_sep(_load_config(project), label_sep)
+    sep = resolve_label_sep(_load_config(project), label_sep)
     with open_store(project) as store:
         rows = read_rows(file, Columns(text_col, id_col, label_col, sep), store.label_set)
         result = store.add_items(rows, source_file=str(file))
@@ -206,7 +193,7 @@ def _import_tool_file(
         raise InputError("--id-col and --label-col are for corpus files; a --format file "
                          "names its ids and labels itself", field="format")  # fmt: skip
     check_source(fmt, file)
-    _load_config(project)
+    single_label_only(_load_config(project), "import --format")
     with open_store(project) as store:
         done = import_file(store, file, fmt, text_col)
     marks = ", ".join(f"{n} {s}" for s, n in sorted(done.by_source.items())) or "no labels"
@@ -230,28 +217,12 @@ def export(
     """Write every item in input order with its label and provenance (or a tool's file)."""
     check_target(out, fmt)
     config = _load_config(project)  # a broken config is refused before the project opens
-    sep = _label_sep(config, label_sep)
+    sep = resolve_label_sep(config, label_sep)
     if sep is not None:
-        _export_sets(project, config, out, (fmt, sep))
+        console.print(export_sets_line(project, config, out, (fmt, sep)), markup=False)
         return
     with open_store(project) as store:
         summary = export_corpus(store, out, fmt)
-    console.print(
-        f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
-    )
-
-
-def _export_sets(
-    project: Path, config: ProjectConfig, out: Path, how: tuple[str | None, str]
-) -> None:
-    """`export` of a multi-label project (sets as lists, or joined by the separator in CSV)."""
-    from agent.app.multi_export import export_sets
-
-    fmt, sep = how
-    if fmt is not None:
-        raise InputError("--format is not supported for multi-label projects yet", field="format")
-    with open_store(project) as store:
-        summary = export_sets(store, config, out, sep)
     console.print(
         f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}", markup=False
     )
@@ -268,7 +239,7 @@ def status(
 
     config = _load_config(project)
     if config.task == "multi_label":
-        _multi_status(project, config, as_json)
+        typer.echo(multi_status_text(project, config, as_json))
         return
     with open_store(project) as store:
         info = project_status(store, config.routing, config.llm)
@@ -278,18 +249,6 @@ def status(
     from agent.app.render import render_status
 
     render_status(Console(), info)
-
-
-def _multi_status(project: Path, config: ProjectConfig, as_json: bool) -> None:
-    from agent.app.multi_export import multi_status, render_multi_status
-
-    with open_store(project) as store:
-        info = multi_status(store, config)
-    if as_json:
-        typer.echo(json.dumps(info, indent=2))
-        return
-    for line in render_multi_status(info):
-        typer.echo(line)
 
 
 @app.command()
@@ -305,7 +264,7 @@ def report(
     """PNG plots of accuracy, the LLM, audits and spend per round, on one HTML page."""
     from agent.app.report import write_report
 
-    config = _load_config(project)
+    config = single_label_only(_load_config(project), "report")
     folder = out if out is not None else project / "report"
     with open_store(project) as store:
         page = write_report(store, config, folder, f"labelagent report: {project.name}")
@@ -394,7 +353,7 @@ def run(
         ray_address=ray_address,
     )
     config = _load_config(project)
-    sep = _label_sep(config, label_sep)
+    sep = resolve_label_sep(config, label_sep)
     if sep is not None:
         from agent.app.multi_run import run_multi_project
 

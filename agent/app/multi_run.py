@@ -13,9 +13,9 @@ from agent.app.commands import RunOptions, resolve_llm
 from agent.app.faults import regular_file
 from agent.app.multi_export import format_set_estimate, multi_status
 from agent.app.preflight import check_llm_choice, refuse_empty
-from agent.app.setfiles import load_set_answers
+from agent.app.setfiles import load_set_answers, replay_sets
 from agent.config import ProjectConfig
-from agent.errors import ConfigError
+from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.multi_job import MultiLimits, SetOracle, run_multi_job
 from agent.loop.runlock import RunLock, default_holder
@@ -24,7 +24,7 @@ from agent.types import Item, decode_label_set
 
 
 def multi_backend(
-    session: LabelingSession, gold_by_id: dict[str, str] | None
+    session: LabelingSession, gold_by_id: dict[str, str] | None, sep: str = "|"
 ) -> ChatBackend | None:
     """The configured LLM; `simulated:acc=..` becomes the simulated multi-label LLM over the
     gold sets (by text) and the label vectors (for confusable neighbours)."""
@@ -32,8 +32,10 @@ def multi_backend(
     if model is None:
         return None
     if model.startswith("replay:"):
-        raise ConfigError("replay files are not supported for multi-label projects yet",
-                          field="llm.model")  # fmt: skip
+        from agent.llm.multi_sim import ReplayMultiLLM
+
+        answers = replay_sets(Path(model.partition(":")[2]), session.store, sep)
+        return ReplayMultiLLM(session.label_set, answers, model)
     if not model.startswith("simulated:"):
         from agent.llm.factory import make_backend
 
@@ -53,6 +55,7 @@ def run_multi_project(
     project: Path, config: ProjectConfig, options: RunOptions, sep: str, console: Console
 ) -> None:
     """`run` on a multi-label project: checks first, then the job under the run lock."""
+    refuse_unsupported(options)
     config = resolve_llm(config, options.llm, options.api_base)
     check_llm_choice(config.llm.model, options.oracle_file)
     if options.oracle_file is not None:
@@ -63,25 +66,43 @@ def run_multi_project(
         gold = None
         if options.oracle_file is not None:
             gold = load_set_answers(options.oracle_file, session.store, sep, "oracle")
+        if config.llm.model is not None and config.llm.model.startswith("replay:"):
+            replay_sets(Path(config.llm.model.partition(":")[2]), session.store, sep)  # early
         with RunLock(session.store, default_holder(), force=options.force):
-            _run_locked(session, project, options, gold, console)
+            _run_locked(session, project, options, (gold, sep), console)
     finally:
         session.close()
 
 
+def refuse_unsupported(options: RunOptions) -> None:
+    """One line for a flag the multi-label job does not honour yet, never a silent ignore."""
+    plan = options.plan
+    given = [flag for flag, on in (
+        ("--llm-budget", plan.llm_budget is not None),
+        ("--target-accuracy", plan.target_accuracy is not None),
+        ("--fresh", options.fresh),
+        ("--engine ray / --ray-address", options.engine == "ray" or bool(options.ray_address)),
+    ) if on]  # fmt: skip
+    if given:
+        raise InputError(f"{given[0]} is not supported for multi-label projects yet",
+                         field="task")  # fmt: skip
+
+
 def _run_locked(
-    session: LabelingSession, project: Path, options: RunOptions, gold: dict[str, str] | None,
-    console: Console,
+    session: LabelingSession, project: Path, options: RunOptions,
+    answers: tuple[dict[str, str] | None, str], console: Console,
 ) -> None:  # fmt: skip
+    """Header, job, summary; `answers` is (the oracle's gold sets or None, the separator)."""
     from agent.labeller.multi import MultiLabeller
 
+    gold, sep = answers
     config = session.config
     mode = f"LLM {config.llm.model}" if config.llm.model else "no LLM: classifier only"
     console.print(f"[bold]labelagent run[/] (multi-label) on {project}: {mode}"
                   + ("; simulated operator answers from the oracle file"
                      if gold else ""))  # fmt: skip
     _ = session.pool  # embed before the rounds
-    backend = multi_backend(session, gold)
+    backend = multi_backend(session, gold, sep)
     labeller = None
     if backend is not None:
         labeller = MultiLabeller(backend, session.label_set, config.llm, session.store)

@@ -11,7 +11,7 @@ from agent.app.faults import naming, regular_file
 from agent.app.labelcells import label_set_cell
 from agent.app.preflight import _check_share, _items, match_items
 from agent.errors import InputError
-from agent.llm.annotators import AnswerFile, AnswerRow
+from agent.llm.annotators import AnswerFile, AnswerRow, _confidence
 from agent.store.protocol import ProjectStore
 from agent.types import LabelSet
 
@@ -63,7 +63,24 @@ def _row(
     encoded = label_set_cell(record.get(column), label_set, sep, file=str(path), row=row_no,
                              field=column, required=True)  # fmt: skip
     assert encoded is not None  # required=True never gives None
-    return AnswerRow(row_no, value if key == "text" else value.strip(), encoded, 1.0)
+    return AnswerRow(row_no, value if key == "text" else value.strip(), encoded,
+                     _confidence(record, path, row_no))  # fmt: skip
+
+
+def replay_sets(
+    path: Path, store: ProjectStore, sep: str
+) -> dict[str, tuple[tuple[str, ...], float]]:
+    """Text -> (set, confidence) of a replay file (`replay:FILE`), checked like an oracle file
+    (one line per bad set; a file matching under half the items is refused)."""
+    from agent.types import decode_label_set
+
+    answers = read_set_file(path, store.label_set, sep, "replay")
+    items = _items(store)
+    matched = match_items(answers, items)
+    _check_share(answers, "replay", len(matched), items)
+    texts = {it.id: it.text for it in items}
+    return {texts[i]: (decode_label_set(row.label) or (), row.confidence)
+            for i, row in matched.items()}  # fmt: skip
 
 
 def load_set_answers(path: Path, store: ProjectStore, sep: str, what: str) -> dict[str, str]:

@@ -112,7 +112,8 @@ def exact_set_estimate(
 def audit_f1(draws: list[tuple[str, str]], label_set: LabelSet, level: float = 0.95,
              seed: int = 0) -> dict[str, Any] | None:  # fmt: skip
     """Micro/macro F1 of machine sets against people's sets on the audited items
-    [(machine, human) encoded], each with a bootstrap interval; None without audits."""
+    [(machine, human) encoded], each with a bootstrap interval, and per-label precision and
+    recall; None without audits."""
     from agent.types import decode_label_set, label_set_vector
 
     if not draws:
@@ -127,6 +128,21 @@ def audit_f1(draws: list[tuple[str, str]], label_set: LabelSet, level: float = 0
         tail = (1.0 - level) / 2
         out[name] = {"value": fn(pred, gold), "low": float(np.quantile(samples, tail)),
                      "high": float(np.quantile(samples, 1 - tail))}  # fmt: skip
+    out["per_label"] = _per_label(pred, gold, label_set)
+    return out
+
+
+def _per_label(pred: np.ndarray, gold: np.ndarray, label_set: LabelSet) -> dict[str, Any]:
+    """Precision and recall of each label that the audited sets hold (point values, with
+    the counts behind them: machine-given, people-given, both)."""
+    out: dict[str, Any] = {}
+    for c, name in enumerate(label_set.names):
+        given, truth = int(pred[:, c].sum()), int(gold[:, c].sum())
+        if given or truth:
+            both = int((pred[:, c] & gold[:, c]).sum())
+            out[name] = {"precision": both / given if given else None,
+                         "recall": both / truth if truth else None,
+                         "machine": given, "people": truth, "both": both}  # fmt: skip
     return out
 
 
