@@ -7,7 +7,7 @@ a set is one annotation whose `label` is the set's canonical text (`encode_label
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,17 +57,14 @@ class MultiReport:
     per_round: list[dict[str, Any]] = field(default_factory=list)
 
 
-def human_sets(state: LoopState) -> dict[int, str]:
-    """Item key -> the encoded set a person (or imported gold) gave it."""
-    return {k: c.label for k, c in current_labels(state.store).items()
-            if c.source in HUMAN_SOURCES and c.label is not None}  # fmt: skip
-
-
-def fit_classifier(state: LoopState) -> OneVsRest:
-    """One-vs-rest on people's sets (weight routing.human_weight) and accepted machine sets."""
+def fit_classifier(state: LoopState, currents: Mapping[int, Any] | None = None) -> OneVsRest:
+    """One-vs-rest on people's sets (weight routing.human_weight) and accepted machine sets;
+    `currents`: the store's current labels when the caller has read them already."""
     pool, labels = state.pool, state.label_set
     rows, sets, weights = [], [], []
-    for key, current in current_labels(state.store).items():
+    if currents is None:
+        currents = current_labels(state.store)
+    for key, current in currents.items():
         if current.label is None:
             continue
         human = current.source in HUMAN_SOURCES
@@ -120,9 +117,10 @@ def _one_round(
 ) -> dict[str, Any]:  # fmt: skip
     rng, report, round_budget = ctx
     round_id = state.store.start_round()
-    model = fit_classifier(state)
+    currents = current_labels(state.store)  # read once: fit and selection share it
+    model = fit_classifier(state, currents)
     probs = model.predict_proba(state.pool.vectors)
-    picked = _select(state, probs, limits.batch_size, rng)
+    picked = _select(state, currents, probs, limits.batch_size, rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
     if labeller is not None and items:
@@ -142,19 +140,26 @@ def _one_round(
     return stats
 
 
+def _untouched(state: LoopState, currents: Mapping[int, Any]) -> np.ndarray:
+    """Pool positions of items nobody has labelled, queued or had the machines label."""
+    taken = set(currents) | set(state.store.queued_keys())
+    return np.flatnonzero(~np.isin(state.pool.keys, np.fromiter(taken, np.int64, len(taken))))
+
+
 def _select(
-    state: LoopState, probs: np.ndarray, n: int, rng: np.random.Generator
-) -> np.ndarray:
+    state: LoopState, currents: Mapping[int, Any], probs: np.ndarray, n: int,
+    rng: np.random.Generator,
+) -> np.ndarray:  # fmt: skip
     """Pool positions to look at: unlabelled, never queued, never asked; by mean per-label
     uncertainty once people have given COLD_START sets, uniformly before."""
-    pool = state.pool
-    taken = set(current_labels(state.store)) | set(state.store.queued_keys())
-    free = np.flatnonzero(~np.isin(pool.keys, np.fromiter(taken, np.int64, len(taken))))
+    free = _untouched(state, currents)
     n = min(n, free.size)
     if n == 0:
         return free[:0]
-    name = STRATEGY if len(human_sets(state)) >= COLD_START else "random"
-    chosen = get_strategy(name)(probs, pool.vectors, free, n, rng)
+    people = sum(1 for c in currents.values()
+                 if c.source in HUMAN_SOURCES and c.label is not None)  # fmt: skip
+    name = STRATEGY if people >= COLD_START else "random"
+    chosen = get_strategy(name)(probs, state.pool.vectors, free, n, rng)
     return np.asarray(chosen.indices, dtype=np.int64)
 
 
@@ -214,12 +219,13 @@ def _answer_queue(
         return 0
     room = None if budget is None else max(budget - report.human_labels, 0)
     pending = state.store.pending(room)
-    return _record_answers(state, oracle, [e.item_key for e in pending], report)
+    answered = _record_answers(state, oracle, [e.item_key for e in pending])
+    report.human_labels += answered
+    return answered
 
 
-def _record_answers(
-    state: LoopState, oracle: SetOracle, keys: list[int], report: MultiReport
-) -> int:
+def _record_answers(state: LoopState, oracle: SetOracle, keys: list[int]) -> int:
+    """The oracle's sets for `keys`, recorded as people's labels; how many it gave."""
     answers = []
     for item in state.store.items(keys):
         given = oracle(item)
@@ -227,18 +233,17 @@ def _record_answers(
             answers.append(Annotation(item.key, given, Source.HUMAN, Kind.LABEL, actor="oracle"))
     if answers:
         state.store.record_human_labels(answers, "oracle")
-    report.human_labels += len(answers)
     return len(answers)
 
 
 def final_pass(state: LoopState) -> int:
     """The classifier labels every item nobody has labelled or queued (its predicted set)."""
-    taken = set(current_labels(state.store)) | set(state.store.queued_keys())
+    currents = current_labels(state.store)
     pool, labels = state.pool, state.label_set
-    rest = np.flatnonzero(~np.isin(pool.keys, np.fromiter(taken, np.int64, len(taken))))
+    rest = _untouched(state, currents)
     if rest.size == 0:
         return 0
-    probs = fit_classifier(state).predict_proba(pool.vectors[rest])
+    probs = fit_classifier(state, currents).predict_proba(pool.vectors[rest])
     sets = predicted_sets(probs)
     notes = []
     for key, row, p in zip(pool.keys[rest], sets, probs, strict=True):
@@ -286,5 +291,4 @@ def final_audit(
     p = np.array([q for _, _, q in population])
     state.store.set_meta(AUDIT_META, {"population": len(population), "mean": float(p.mean()),
                                       "var": float(p.var()), "draws": draws})  # fmt: skip
-    report = MultiReport()
-    return _record_answers(state, oracle, [k for k, _, _ in draws], report)
+    return _record_answers(state, oracle, [k for k, _, _ in draws])
