@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.config import LLMConfig
+from agent.errors import AnswerError
+from agent.labeller.answers import first_json
 from agent.labeller.prompts import find_prompt_dir
 from agent.llm.item_markup import cut_text, item_block
 from agent.llm.protocol import ChatBackend, ChatRequest
@@ -109,8 +111,8 @@ class MultiLabeller:
             reply = await self._ask(messages)
             self.calls += 1
             try:
-                answer = self.model.model_validate_json(_json_part(reply.choices[0].text))
-            except (ValidationError, IndexError) as exc:
+                answer = self.model.model_validate(first_json(reply.choices[0].text))
+            except (AnswerError, ValidationError, IndexError) as exc:
                 text = reply.choices[0].text if reply.choices else ""
                 messages = [*messages, {"role": "assistant", "content": text},
                             {"role": "user", "content": f"That answer was invalid ({_short(exc)}). "
@@ -144,12 +146,6 @@ class MultiLabeller:
             n for n in self.label_set.names if n in set(given))  # fmt: skip
         return SetDecision(labels, tuple(scores), str(payload.get("rationale", "")),
                            self.backend.model, self.prompt_hash, cached)  # fmt: skip
-
-
-def _json_part(text: str) -> str:
-    """The JSON object inside a reply (providers without JSON mode may wrap it in prose)."""
-    start, end = text.find("{"), text.rfind("}")
-    return text[start : end + 1] if 0 <= start < end else text
 
 
 def _short(exc: Exception) -> str:
