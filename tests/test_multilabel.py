@@ -352,3 +352,37 @@ def test_run_flags_without_a_multi_label_form_are_refused_not_ignored(
     project = ml_project(tmp_path)
     code, out = invoke("run", project, "--llm", "none", *flags)
     assert code == 2 and "is not supported for multi-label projects yet" in out
+
+
+def test_an_unreachable_endpoint_ends_a_multi_label_run_in_one_line(tmp_path: Path) -> None:
+    """The set labeller closes its HTTP clients as the single-label one does: the user sees
+    the one error line and nothing after it (no 'Unclosed client session' chatter)."""
+    import os
+    import subprocess
+    import sys
+
+    gold = tmp_path / "g.csv"
+    with gold.open("w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([("text", "labels"), ("so happy today", "joy"),
+                                      ("this is awful", "anger|sadness")])  # fmt: skip
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps(["joy", "anger", "sadness"]), encoding="utf-8")
+    env = {**os.environ, "OPENAI_API_KEY": "test-key", "HF_HUB_OFFLINE": "1"}
+
+    def cli(*args: object) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "agent.app.cli", *map(str, args)]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+    project = tmp_path / "p"
+    assert cli("init", project, "--labels", labels, "--multi-label",
+               "--embedding-model", "hashing").returncode == 0  # fmt: skip
+    assert cli("import", project, gold).returncode == 0
+    config = json.loads((project / "labelagent.json").read_text(encoding="utf-8"))
+    config.setdefault("llm", {})["max_retries"] = 0
+    (project / "labelagent.json").write_text(json.dumps(config), encoding="utf-8")
+    result = cli("run", project, "--llm", "openai/x", "--api-base", "http://127.0.0.1:1/v1",
+                 "--rounds", "1", "--batch-size", "2")  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "could not reach the server" in lines[-1]
+    assert "Unclosed" not in result.stderr + result.stdout and "Traceback" not in result.stderr

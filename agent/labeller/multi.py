@@ -82,8 +82,16 @@ class MultiLabeller:
         self.cache_hits = 0
 
     def label(self, items: list[Item]) -> list[SetDecision | None]:
-        """A decision per item (None where every re-ask failed validation), in order."""
-        return asyncio.run(self._label_all(items))
+        """A decision per item (None where every re-ask failed validation), in order; the
+        backend's clients for this event loop are closed before it ends, as the Labeller's."""
+
+        async def run() -> list[SetDecision | None]:
+            try:
+                return await self._label_all(items)
+            finally:
+                await self.backend.aclose()
+
+        return asyncio.run(run())
 
     async def _label_all(self, items: list[Item]) -> list[SetDecision | None]:
         gate = asyncio.Semaphore(self.config.concurrency)
