@@ -74,19 +74,24 @@ def replay_sets(
     (one line per bad set; a file matching under half the items is refused)."""
     from agent.types import decode_label_set
 
-    answers = read_set_file(path, store.label_set, sep, "replay")
-    items = _items(store)
-    matched = match_items(answers, items)
-    _check_share(answers, "replay", len(matched), items)
-    texts = {it.id: it.text for it in items}
+    matched, texts = _matched_rows(path, store, sep, "replay")
     return {texts[i]: (decode_label_set(row.label) or (), row.confidence)
             for i, row in matched.items()}  # fmt: skip
 
 
 def load_set_answers(path: Path, store: ProjectStore, sep: str, what: str) -> dict[str, str]:
     """Project id -> encoded gold set; refuses a file that matches under half the items."""
+    matched, _ = _matched_rows(path, store, sep, what)
+    return {item_id: row.label for item_id, row in matched.items()}
+
+
+def _matched_rows(
+    path: Path, store: ProjectStore, sep: str, what: str
+) -> tuple[dict[str, AnswerRow], dict[str, str]]:
+    """The file's rows by project id (a file matching under half the items is refused), and
+    the project's texts by id."""
     answers = read_set_file(path, store.label_set, sep, what)
     items = _items(store)
     matched = match_items(answers, items)
     _check_share(answers, what, len(matched), items)
-    return {item_id: row.label for item_id, row in matched.items()}
+    return matched, {it.id: it.text for it in items}
