@@ -41,6 +41,8 @@ class SetReviewApp(App[None]):
         self.history: list[set[str]] = []
         self.cursor = 0
         self.saved = 0
+        self.text = ""  # the current item's text
+        self.waiting = 0  # pending items when it was leased
         self.message = ""
 
     def compose(self) -> ComposeResult:
@@ -102,19 +104,20 @@ class SetReviewApp(App[None]):
         self.entry = leased[0] if leased else None
         proposed = self.entry.suggestion.get("labels", []) if self.entry else []
         self.chosen, self.history, self.cursor = set(proposed), [], 0
+        # Read once per item, not per keypress: the text and the queue's length.
+        self.text = self.store.items([self.entry.item_key])[0].text if self.entry else ""
+        self.waiting = self.store.queue_counts().get("pending", 0)
         self._render()
 
     def _render(self) -> None:
-        left = self.store.queue_counts().get("pending", 0)
         self.query_one("#header", Static).update(
-            f"multi-label review · {self.operator} · saved {self.saved} · {left} waiting")
+            f"multi-label review · {self.operator} · saved {self.saved} · {self.waiting} waiting")
         if self.entry is None:
             self.query_one("#text", Static).update("the queue is empty: q quits")
             self.query_one("#labels", Static).update("")
         else:
-            item = self.store.items([self.entry.item_key])[0]
             why = f"[b]{escape(self.entry.reason)}[/b]: "
-            self.query_one("#text", Static).update(why + escape(item.text))
+            self.query_one("#text", Static).update(why + escape(self.text))
             lines = (escape(line) for line in self.label_lines())
             self.query_one("#labels", Static).update("\n".join(lines))
         self.query_one("#message", Static).update(escape(self.message))
