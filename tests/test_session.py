@@ -14,6 +14,8 @@ from agent.config import LLMConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
 from agent.loop.final import final_audit
+from agent.loop.job import answer_queue
+from agent.routing.accuracy import estimate_from_store
 from agent.routing.sources import counts_by_source
 from agent.types import Item, QueueEntry
 
@@ -130,3 +132,32 @@ def test_an_item_queued_again_by_the_final_audit_keeps_its_llm_answer(datasets: 
     after = session.store.queue_views()
     assert sum(after[k].reason == "audit" for k in asked) > len(asked) // 2
     assert all(after[k].suggestion["llm"] == view for k, view in asked.items())
+
+
+def test_the_estimate_pools_every_answered_audit(datasets: Path) -> None:
+    """Three audits (the job's own, then two more looks): the prediction-powered estimate
+    rests on the draws of all, each weighed within its own audit, and narrows with each."""
+    texts, gold, label_set = _trec(datasets, 400)
+    gold_by_text = dict(zip(texts, gold))
+    spec = "simulated:acc=0.85,abstain=0.0"
+    session = _session(texts, label_set, llm=LLMConfig(model=spec, few_shot_k=0))
+    session.backend = make_annotator(spec, label_set, gold_by_text, session.pool.label_vectors)
+    labeller = Labeller(session.backend, session.label_set, session.config.llm, session.store)
+    oracle = _oracle(gold_by_text)
+    run_job(session, JobLimits(rounds=1, batch_size=100, human_budget=60), labeller, oracle)
+    answer_queue(session, oracle, None, 97)  # the rest of the job's own audit
+    session.reload_labels()
+    first = estimate_from_store(session.store, session.config.routing)
+    assert first is not None and first.audits
+    widths, audits = [first.high - first.low], [first.audits]
+    for look in (98, 99):
+        drawn = final_audit(session, round_no=look, size=40)
+        assert drawn > 0
+        answer_queue(session, oracle, None, look)
+        session.reload_labels()
+        estimate = estimate_from_store(session.store, session.config.routing)
+        assert estimate is not None and estimate.method == "prediction-powered"
+        widths.append(estimate.high - estimate.low)
+        audits.append(estimate.audits)
+    assert audits == [audits[0], audits[0] + 40, audits[0] + 80]  # every audit's draws count
+    assert widths[2] < widths[1] < widths[0]

@@ -51,9 +51,9 @@ def final_audit(state: LoopState, round_no: int, size: int) -> int:
 
     Draws are weighted toward the items whose label is least sure (half the chance spread
     evenly, so none is left out) and made with replacement: each draw's chance and the
-    predicted P(right) go with its vote, and the population's predictions into the store,
-    for the prediction-powered estimate (`agent.routing.ppi`). An item drawn twice is asked
-    once and counts twice. Returns the number of items queued."""
+    predicted P(right) go with its vote, with the population's predictions (the last
+    audit's also into the store), for the prediction-powered estimate (`agent.routing.ppi`).
+    An item drawn twice is asked once and counts twice. Returns the number of items queued."""
     machine = np.flatnonzero(~state.pool.human_mask)
     if size == 0 or machine.size == 0:
         return 0
@@ -63,16 +63,15 @@ def final_audit(state: LoopState, round_no: int, size: int) -> int:
     drawn, times = np.unique(rng.choice(machine.size, size=size, p=chance), return_counts=True)
     best = state.best_guess()
     names = state.label_set.names
-    state.store.set_meta(AUDIT_POPULATION, {
-        "batch": round_no, "items": int(machine.size), "draws": int(size),
-        "mean_p_right": float(p_right.mean()), "var_p_right": float(p_right.var()),
-    })
+    population = {"items": int(machine.size), "mean_p_right": float(p_right.mean()),
+                  "var_p_right": float(p_right.var())}  # fmt: skip
+    state.store.set_meta(AUDIT_POPULATION, {"batch": round_no, "draws": int(size), **population})
     state.store.add_annotations([
         Annotation(int(state.pool.keys[machine[j]]), names[int(best[machine[j]])], Source.MODEL,
                    Kind.VOTE, actor="best-guess", round=round_no, confidence=float(p_right[j]),
                    meta={"stage": "final_audit", "reason": "audit", "batch": round_no,
                          "p_right": float(p_right[j]), "draw_chance": float(chance[j]),
-                         "draws": int(k)})
+                         "draws": int(k), "population": population})
         for j, k in zip(drawn, times)
     ])
     _enqueue(state, machine[drawn], best, "audit", round_no, bonus=AUDIT_BONUS)

@@ -25,7 +25,7 @@ import numpy as np
 from agent.config import RoutingConfig
 from agent.routing.bounds import DEFAULT_METHOD, Method, check_level, proportion_interval
 from agent.routing.evidence import Verdicts, collect_verdicts
-from agent.routing.ppi import AUDIT_POPULATION, PPIEstimate, ppi_accuracy_from_moments
+from agent.routing.ppi import AUDIT_POPULATION, AuditBatch, PPIEstimate, pooled_ppi_accuracy
 from agent.routing.priority import AUDIT_REASONS
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.protocol import ProjectStore
@@ -198,30 +198,52 @@ def charged_level(looks: int, level: float) -> float:
 def _prediction_powered(
     store: ProjectStore, verdicts: Verdicts, level: float
 ) -> PPIEstimate | None:
-    """PPI++ accuracy of the machine labels from the last audit batch: its draws' answers,
-    their predicted P(right) and draw chances, and the population's predictions then. None
-    when the store lacks them (projects audited before the estimate was prediction-powered)."""
-    population = store.get_meta(AUDIT_POPULATION)
-    if not population:
+    """PPI++ accuracy of the machine labels from every audit batch answered so far: its
+    draws' answers, their predicted P(right) and draw chances, and the population's
+    predictions then. None when the store lacks them (projects audited before the estimate
+    was prediction-powered)."""
+    last = store.get_meta(AUDIT_POPULATION)
+    if not last:
         return None
-    batch = (
-        (row["item_key"], json.loads(row["meta"] or "{}"))
+    draws = {  # item -> its audit draw (the latest, if an unanswered one was drawn again)
+        row["item_key"]: meta
         for row in store.annotations(source=Source.MODEL.value, kind="vote")
-        if row["round"] == population["batch"]
-    )
-    draws = {key: meta for key, meta in batch if meta.get("stage") == "final_audit"}
+        if (meta := json.loads(row["meta"] or "{}")).get("stage") == "final_audit"
+    }
     mask = (verdicts.stage == "final_audit") & (verdicts.model >= 0)
     keys, right = verdicts.item_keys[mask], verdicts.model[mask] == verdicts.human[mask]
-    rows = [(draws[int(k)], bool(r)) for k, r in zip(keys, right) if int(k) in draws]
-    if not rows:
+    answered: dict[int, list[tuple[dict[str, Any], bool]]] = {}
+    for key, is_right in zip(keys, right):
+        if (meta := draws.get(int(key))) is not None:
+            answered.setdefault(int(meta["batch"]), []).append((meta, bool(is_right)))
+    batches = [
+        batch for number, rows in sorted(answered.items())
+        if (batch := _audit_batch(rows, _population(rows[0][0], number, last))) is not None
+    ]
+    return pooled_ppi_accuracy(batches, level) if batches else None
+
+
+def _population(meta: dict[str, Any], batch: int, last: dict[str, Any]) -> dict[str, Any] | None:
+    """The population moments of an audit batch: kept on each draw's vote, or (stores from
+    before they were) the store's record of the last audit."""
+    if "population" in meta:
+        return dict(meta["population"])
+    return last if int(last["batch"]) == batch else None
+
+
+def _audit_batch(
+    rows: list[tuple[dict[str, Any], bool]], population: dict[str, Any] | None
+) -> AuditBatch | None:
+    """One batch's answered draws, an item drawn k times counted k times."""
+    if population is None:
         return None
     times = np.array([m["draws"] for m, _ in rows])
-    correct = np.repeat([float(r) for _, r in rows], times)
-    p_right = np.repeat([m["p_right"] for m, _ in rows], times)
-    chance = np.repeat([m["draw_chance"] for m, _ in rows], times)
-    return ppi_accuracy_from_moments(
-        correct, p_right, chance, population["items"], population["mean_p_right"],
-        population["var_p_right"], level,
+    return AuditBatch(
+        np.repeat([float(r) for _, r in rows], times),
+        np.repeat([m["p_right"] for m, _ in rows], times),
+        np.repeat([m["draw_chance"] for m, _ in rows], times),
+        int(population["items"]), float(population["mean_p_right"]),
+        float(population["var_p_right"]),
     )
 
 

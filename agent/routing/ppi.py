@@ -11,9 +11,17 @@ where c_j is 1 when the audited label was right and q_j the chance that the samp
 item j (1/M for a uniform draw; more where the predictor is least sure for an active one, as
 in Zrnic and Candes 2024, arXiv 2403.03208). The estimate is unbiased whatever the predictor,
 so a wrong error model widens the interval but never breaks it; lambda = 0 is the plain
-audit mean. The interval is a normal one on the estimate's variance, with one right and one
-wrong pseudo-audit among the residuals so that a sample with no error seen is not taken as
-certainty (the same idea as the Agresti-Coull "plus two").
+audit mean. The variance counts one right and one wrong pseudo-audit among the residuals so
+that a sample with no error seen is not taken as certainty (the idea of Agresti-Coull's "plus
+two"), and the interval is Wilson's score interval at the effective number of audits that
+variance implies (Kish's design effect): near 100 % a normal interval undercovers, because the
+spread it rests on shrinks with the errors a sample happens to miss (0.89-0.93 measured at 150
+draws of labels right on 97-98 %; Wilson's 0.95-0.98 at 5-15 % more width).
+
+Several audits (a job checks its target more than once) are pooled into one estimate: each
+draw keeps its own batch's weight and population, so the estimate is the audits' accuracies
+averaged by draws. Machine labels only get better between audits as a rule (people's answers
+replace them, the classifier learns from those), so the older batches pull it low, not high.
 
 Why not the authors' `ppi-python`: it pulls numba, statsmodels, pandas and gdown (a Google
 Drive downloader) for these twenty lines, and has no inverse-probability weights for the
@@ -23,6 +31,7 @@ against the published formulas on cases worked by hand.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +55,30 @@ class PPIEstimate:
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AuditBatch:
+    """One audit: per draw, right or wrong (`correct`), the predicted P(right) and the chance
+    that the draw was made (None: uniform); its population by size, mean and variance of the
+    predicted P(right) (all the estimate needs of it, and what the store keeps)."""
+
+    correct: np.ndarray
+    predicted: np.ndarray
+    draw_probability: np.ndarray | None
+    items: int
+    mean_predicted: float
+    var_predicted: float
+
+    def weights(self) -> np.ndarray:
+        """1 / (M q_j) per draw: 1 for a uniform draw."""
+        n = np.asarray(self.correct).size
+        if self.draw_probability is None:
+            return np.ones(n)
+        q = np.asarray(self.draw_probability, dtype=np.float64)
+        if q.shape != (n,) or np.any(q <= 0):
+            raise ValueError("draw probabilities must be positive, one per audit")
+        return 1.0 / (self.items * q)
 
 
 def ppi_accuracy(
@@ -80,41 +113,57 @@ def ppi_accuracy_from_moments(
     level: float = 0.95,
     lam: float | None = None,
 ) -> PPIEstimate:
-    """`ppi_accuracy` with the population given by its size, mean and variance of f (all
-    the estimate needs of it; what the store keeps of an audit's population)."""
-    c = np.asarray(correct, dtype=np.float64)
-    f = np.asarray(predicted_audited, dtype=np.float64)
-    n, m = c.size, int(items)
-    if n == 0 or m == 0 or f.shape != c.shape:
-        raise ValueError(f"need audits and a population: {n} audits, {m} items")
-    weight = _weights(draw_probability, n, m)  # 1 / (M q_j): 1 for a uniform draw
-    if lam is None:
-        lam = _tuned_lambda(c, f, weight, var_predicted, m)
-    rectifier = weight * (c - lam * f)
-    value = lam * mean_predicted + rectifier.mean()
-    var = (lam**2) * var_predicted / m + _guarded_var(rectifier, lam * mean_predicted) / n
-    half = float(norm.ppf(0.5 + level / 2) * np.sqrt(var))
-    value = float(np.clip(value, 0.0, 1.0))
-    return PPIEstimate(value, max(0.0, value - half), min(1.0, value + half), n, lam, level)
+    """`ppi_accuracy` with the population given by its size, mean and variance of f."""
+    batch = AuditBatch(np.asarray(correct, dtype=np.float64),
+                       np.asarray(predicted_audited, dtype=np.float64), draw_probability,
+                       int(items), mean_predicted, var_predicted)  # fmt: skip
+    return pooled_ppi_accuracy([batch], level, lam)
 
 
-def _weights(q: np.ndarray | None, n: int, m: int) -> np.ndarray:
-    if q is None:
-        return np.ones(n)
-    q = np.asarray(q, dtype=np.float64)
-    if q.shape != (n,) or np.any(q <= 0):
-        raise ValueError("draw probabilities must be positive, one per audit")
-    return 1.0 / (m * q)
-
-
-def _tuned_lambda(c: np.ndarray, f: np.ndarray, w: np.ndarray, var_pop: float, m: int) -> float:
-    """The variance-minimising lambda, clipped to [0, 1] (PPI++ for a mean, weighted)."""
+def pooled_ppi_accuracy(
+    batches: Sequence[AuditBatch], level: float = 0.95, lam: float | None = None
+) -> PPIEstimate:
+    """The prediction-powered accuracy of one or more audits, each draw weighed within its
+    own batch; `lam` fixed, or None to tune it over all draws (PPI++)."""
+    c = np.concatenate([np.asarray(b.correct, dtype=np.float64) for b in batches])
+    f = np.concatenate([np.asarray(b.predicted, dtype=np.float64) for b in batches])
     n = c.size
-    if n < 2:
+    if n == 0 or f.shape != c.shape or any(b.items <= 0 for b in batches):
+        raise ValueError(f"need audits and a population: {n} audits, {len(batches)} batches")
+    weight = np.concatenate([b.weights() for b in batches])
+    share = np.array([np.asarray(b.correct).size / n for b in batches])
+    mean_predicted = float(share @ [b.mean_predicted for b in batches])
+    # the variance the predictor's population means add to the estimate, per unit lambda^2
+    pop_var = float(np.sum(share**2 * [b.var_predicted / b.items for b in batches]))
+    if lam is None:
+        lam = _tuned_lambda(c, f, weight, pop_var * n)
+    rectifier = weight * (c - lam * f)
+    value = float(np.clip(lam * mean_predicted + rectifier.mean(), 0.0, 1.0))
+    var = (lam**2) * pop_var + _guarded_var(rectifier, lam * mean_predicted) / n
+    low, high = _wilson_at_design_effect(value, var, n, level)
+    return PPIEstimate(value, low, high, n, lam, level)
+
+
+def _wilson_at_design_effect(value: float, var: float, n: int, level: float) -> tuple[float, float]:
+    """Wilson's score interval for a 0/1 mean `value` whose estimate has variance `var`: at
+    the effective sample size value (1 - value) / var (n itself at 0 or 1, where that is
+    undefined)."""
+    z2 = float(norm.ppf(0.5 + level / 2)) ** 2
+    spread = value * (1.0 - value)
+    n_eff = spread / var if spread > 0 and var > 0 else float(n)
+    centre = (value + z2 / (2 * n_eff)) / (1 + z2 / n_eff)
+    half = np.sqrt(z2) / (1 + z2 / n_eff) * np.sqrt(spread / n_eff + z2 / (4 * n_eff**2))
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
+def _tuned_lambda(c: np.ndarray, f: np.ndarray, w: np.ndarray, pop_var_n: float) -> float:
+    """The variance-minimising lambda, clipped to [0, 1] (PPI++ for a mean, weighted);
+    `pop_var_n`: the population means' variance times the draws."""
+    if c.size < 2:
         return 0.0
     wc, wf = w * c, w * f
     cov = float(np.cov(wc, wf)[0, 1])
-    var_f = float(np.var(wf, ddof=1)) + var_pop * n / m
+    var_f = float(np.var(wf, ddof=1)) + pop_var_n
     return float(np.clip(cov / var_f, 0.0, 1.0)) if var_f > 1e-12 else 0.0
 
 
