@@ -15,7 +15,7 @@ from agent.app.io import load_label_set
 from agent.config import LLMConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.llm.annotators import make_annotator
-from agent.loop.target import CHECKED_AT, CONFIRMED
+from agent.loop.target import CHECKED_AT, CONFIRMED, audit_needed
 from agent.types import Item, QueueEntry
 
 
@@ -78,3 +78,12 @@ def test_a_target_out_of_reach_is_never_claimed(datasets: Path) -> None:
     estimate = session.store.get_meta("estimated_accuracy")
     assert estimate is None or estimate["low"] < 0.99
     assert session.store.get_meta(CHECKED_AT) is None or _true_accuracy(session, gold) < 0.99
+
+
+def test_an_audit_is_sized_less_the_earlier_answers_it_is_pooled_with() -> None:
+    p_right, machine = np.full(1000, 0.97), np.ones(1000, dtype=bool)
+    fresh = audit_needed(p_right, machine, target=0.9, level=0.95)
+    assert fresh is not None and fresh > 20
+    assert audit_needed(p_right, machine, 0.9, 0.95, earlier=20) == fresh - 20
+    assert audit_needed(p_right, machine, 0.9, 0.95, earlier=fresh + 5) == 0
+    assert audit_needed(np.full(1000, 0.9), machine, 0.9, 0.95, earlier=20) is None

@@ -72,7 +72,8 @@ def check_target(
     cap = final_audit_size(human_budget, int(machine.sum()), state.config.routing)
     looks = int(state.store.get_meta(LOOKS) or 0)
     level = charged_level(looks + 1, state.config.routing.confidence_level)
-    size = audit_needed(p_right, machine, target, level)
+    earlier = int(np.sum(state.verdicts().stage == "final_audit"))  # pooled with the next
+    size = audit_needed(p_right, machine, target, level, earlier)
     if size is None or size > STRETCH * cap:
         return ""  # the prediction does not clear the target by enough for an audit to show
     size = min(size, cap)
@@ -95,13 +96,14 @@ def check_target(
 
 
 def audit_needed(
-    p_right: np.ndarray, machine: np.ndarray, target: float, level: float
+    p_right: np.ndarray, machine: np.ndarray, target: float, level: float, earlier: int = 0
 ) -> int | None:
     """Audit draws that would put the lower bound at the target if the predictions (n,) are
     right: the machine labels' predicted accuracy must clear what the target asks of them by
     z * sd / sqrt(n) (sd of a right/wrong outcome at that accuracy, a one-sided bound at the
-    level that looks are charged, see `agent.routing.accuracy`). None when it does not clear
-    it by TRIGGER_MARGIN at all."""
+    level that looks are charged, see `agent.routing.accuracy`), less the `earlier` audits'
+    answers, which the estimate pools with the new ones. None when it does not clear it by
+    TRIGGER_MARGIN at all."""
     m, total = int(machine.sum()), p_right.size
     if m == 0:
         return None
@@ -112,4 +114,4 @@ def audit_needed(
         return None
     z = float(norm.ppf(1 - (1 - level) / 2))
     sd = np.sqrt(max(predicted * (1 - predicted), 1e-4))
-    return int(np.ceil((z * sd / gap) ** 2))
+    return max(0, int(np.ceil((z * sd / gap) ** 2)) - earlier)
