@@ -14,14 +14,21 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.app.cli import app
-from agent.config import LLMConfig
+from agent.config import LLMConfig, RoutingConfig
 from agent.errors import InputError
 from agent.labeller.multi import MultiLabeller, make_set_model
 from agent.learn.multilabel import crossfit_proba, fit_ovr, predicted_sets
 from agent.llm.multi_sim import SimulatedMultiLLM
 from agent.llm.protocol import ChatRequest
 from agent.loop.session import LabelingSession
-from agent.routing.multi import exact_set_estimate, route_set
+from agent.routing.multi import (
+    SetEvidence,
+    exact_set_estimate,
+    fit_set_thresholds,
+    route_set,
+    set_confidences,
+)
+from agent.routing.thresholds import Thresholds
 from agent.store.sqlite import Store
 from agent.types import LabelSet, decode_label_set, encode_label_set
 
@@ -229,16 +236,63 @@ def test_one_vs_rest_learns_each_label_and_crossfits() -> None:
     assert predicted_sets(np.array([[0.2, 0.3, 0.1]])).tolist() == [[0, 1, 0]]
 
 
-def test_routing_accepts_only_when_every_label_is_agreed_and_sure() -> None:
+def test_routing_accepts_only_on_certified_thresholds_and_names_the_labels_in_doubt() -> None:
     clf = np.array([0.95, 0.05, 0.9, 0.02])
-    sure = route_set(np.array([0.97, 0.02, 0.93, 0.02]), clf, EMOTIONS, 0.85)
+    llm = np.array([0.97, 0.02, 0.93, 0.02])
+    uncertified = route_set(llm, clf, EMOTIONS, 0.85)  # sure and agreed, but nothing measured
+    assert not uncertified.auto and uncertified.reason == "set_unsure"
+    assert "no thresholds certified" in next(iter(uncertified.doubt.values()))
+    p_llm, p_clf = set_confidences(llm, clf)
+    assert p_llm == pytest.approx(0.97 * 0.98 * 0.93 * 0.98)
+    fitted = Thresholds(p_llm, p_clf, True, 0.95, 40, 40, 40)
+    sure = route_set(llm, clf, EMOTIONS, 0.85, fitted)
     assert sure.auto and sure.proposed == ("anger", "sadness")
-    missed = route_set(np.array([0.97, 0.02, 0.02, 0.02]), clf, EMOTIONS, 0.85)
+    missed = route_set(np.array([0.97, 0.02, 0.02, 0.02]), clf, EMOTIONS, 0.85, fitted)
     assert not missed.auto and missed.reason == "disagree" and list(missed.doubt) == ["sadness"]
-    shaky = route_set(np.array([0.97, 0.02, 0.7, 0.02]), clf, EMOTIONS, 0.85)
+    shaky = route_set(np.array([0.97, 0.02, 0.7, 0.02]), clf, EMOTIONS, 0.85, fitted)
     assert shaky.reason == "llm_unsure" and "LLM 0.70" in shaky.doubt["sadness"]
-    abstain = route_set(None, clf, EMOTIONS, 0.85)
+    abstain = route_set(None, clf, EMOTIONS, 0.85, fitted)
     assert abstain.reason == "llm_abstain" and abstain.proposed == ("anger", "sadness")
+
+
+def _evidence(rng: np.random.Generator, m: int) -> tuple[SetEvidence, np.ndarray]:
+    """Audits whose LLM sets are right above p_llm 0.7 and at 0.4 below (m,)."""
+    p_llm, p_clf = rng.random(m), rng.random(m)
+    chance = np.where(p_llm >= 0.7, 1.0, 0.4)
+    return SetEvidence(p_llm, p_clf, rng.random(m) < chance), chance
+
+
+def test_set_thresholds_need_evidence_and_certify_what_the_audits_show() -> None:
+    config = RoutingConfig(target_precision=0.9, min_evidence=30)
+    rng = np.random.default_rng(0)
+    few, _ = _evidence(rng, 20)
+    assert not fit_set_thresholds(few, config).accepts_any  # below min_evidence
+    evidence, chance = _evidence(rng, 600)
+    t = fit_set_thresholds(evidence, config)
+    region = (evidence.p_llm >= t.llm) & (evidence.p_clf >= t.clf)
+    assert t.accepts_any and t.lower_bound >= 0.9 and chance[region].mean() >= 0.9
+    assert region.sum() == t.checked > 150  # most of the sure sets (180 expected above 0.7)
+    # The corpus form may accept more: people's answers carry the sets left out.
+    loose = fit_set_thresholds(evidence, config, corpus_target=0.8)
+    inside = (evidence.p_llm >= loose.llm) & (evidence.p_clf >= loose.clf)
+    assert inside.sum() > t.checked and 1.0 - (inside & ~evidence.right).mean() >= 0.8
+
+
+def test_certified_set_thresholds_hold_their_precision_in_95_percent_of_draws() -> None:
+    """The promise behind an auto-accept: with probability >= the level, the certified region
+    is right at the target or more (here measured on its true chance, over 60 draws)."""
+    config = RoutingConfig(target_precision=0.9, min_evidence=30)
+    rng = np.random.default_rng(1)
+    held = certified = 0
+    for _ in range(60):
+        p_llm, p_clf = rng.random(1000), rng.random(1000)
+        chance = 0.6 + 0.4 * p_llm  # precision falls smoothly with the LLM's confidence
+        t = fit_set_thresholds(SetEvidence(p_llm, p_clf, rng.random(1000) < chance), config)
+        if t.accepts_any:
+            certified += 1
+            grid = np.linspace(0, 1, 2001)  # the true precision of the region, by integration
+            held += (0.6 + 0.4 * grid[grid >= t.llm]).mean() >= 0.9
+    assert certified >= 50 and held >= 0.95 * certified
 
 
 def test_the_exact_set_estimate_is_unknown_before_audits_and_covers_after() -> None:
