@@ -198,6 +198,49 @@ def test_the_labeller_asks_once_then_reads_its_cache(tmp_path: Path) -> None:
     store.close()
 
 
+def test_the_cache_keeps_answers_at_other_sampling_settings_apart(tmp_path: Path) -> None:
+    store = Store.create(tmp_path / "p", EMOTIONS)
+    store.add_items([("a", "I am so angry and sad", None), ("b", "what a day", None)])
+    gold = {"I am so angry and sad": ("anger", "sadness"), "what a day": ("neutral",)}
+    sim = SimulatedMultiLLM(EMOTIONS, gold, accuracy=1.0, abstain_rate=0.0)
+    MultiLabeller(sim, EMOTIONS, LLMConfig(temperature=0.0), store).label(store.items())
+    for other in (LLMConfig(temperature=0.7), LLMConfig(temperature=0.0, max_tokens=4096)):
+        labeller = MultiLabeller(sim, EMOTIONS, other, store)
+        labeller.label(store.items())
+        assert labeller.calls == 2 and labeller.cache_hits == 0  # asked, not served
+    same = MultiLabeller(sim, EMOTIONS, LLMConfig(temperature=0.0), store)
+    same.label(store.items())
+    assert same.calls == 0 and same.cache_hits == 2
+    store.close()
+
+
+def test_a_failed_call_fails_its_item_alone_and_a_dead_endpoint_stops(tmp_path: Path) -> None:
+    from agent.errors import CallFailed
+    from agent.llm.scripted import ScriptedBackend
+
+    def reply(request: ChatRequest) -> str | BaseException:
+        if "angry" in request.messages[-1]["content"]:
+            return CallFailed("server error 503 after 3 retries", kind="http", status=503)
+        return '{"labels": [{"label": "neutral", "confidence": 0.9}]}'
+
+    store = Store.create(tmp_path / "p", EMOTIONS)
+    store.add_items([("a", "I am so angry", None), ("b", "what a day", None)])
+    labeller = MultiLabeller(ScriptedBackend(reply), EMOTIONS, LLMConfig(), store)
+    first = labeller.label(store.items())
+    assert first[0] is None and first[1] is not None and first[1].labels == ("neutral",)
+    backend = ScriptedBackend(reply)
+    again = MultiLabeller(backend, EMOTIONS, LLMConfig(), store)
+    again.label(store.items())
+    assert backend.calls == 1 and again.cache_hits == 1  # the failed item was not cached
+    store.close()
+    fresh = Store.create(tmp_path / "q", EMOTIONS)  # nothing cached: every call fails
+    fresh.add_items([("a", "I am so angry", None), ("b", "what a day", None)])
+    dead = ScriptedBackend(lambda r: CallFailed("could not reach the server", kind="connect"))
+    with pytest.raises(CallFailed, match="could not reach"):
+        MultiLabeller(dead, EMOTIONS, LLMConfig(), fresh).label(fresh.items())
+    fresh.close()
+
+
 def test_an_invalid_reply_is_asked_again_then_given_up(tmp_path: Path) -> None:
     class Stubborn:
         model, supports_json_schema, supports_logprobs = "stubborn", True, False
