@@ -30,7 +30,7 @@ from agent.embed import make_embedder
 from agent.learn.multilabel import fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
 from agent.llm.multi_sim import SimulatedMultiLLM
-from agent.loop.multi_job import fit_classifier
+from agent.loop.multi_job import THRESHOLDS_META, fit_classifier
 from agent.loop.session import LabelingSession
 from agent.routing.sources import current_labels
 from agent.types import LabelSet, decode_label_set, label_set_vector, text_hash
@@ -150,6 +150,8 @@ def labelagent(pool: Pool, seed: int, args: argparse.Namespace) -> dict[str, Any
     measured after every round, and the final estimate against the truth."""
     ids = [str(i) for i in range(len(pool.texts))]
     config = ProjectConfig(seed=seed, task="multi_label", embedding_model=args.embedder)
+    if args.precision is not None:
+        config.routing.target_precision = args.precision
     embedder = TableEmbedder(args.embedder, [*pool.texts, *label_texts(pool.label_set)],
                              np.vstack([pool.vectors, pool.label_vectors]))  # fmt: skip
     session = LabelingSession.from_texts(pool.texts, pool.label_set, ids, multi_label=True,
@@ -177,18 +179,20 @@ def labelagent(pool: Pool, seed: int, args: argparse.Namespace) -> dict[str, Any
             rounds += 1
             curve.append((_humans(session), exact(_corpus(session, pool), pool.gold)))
 
-    limits = MultiLimits(args.max_rounds, args.step, args.budget)
+    target = None if args.precision is not None else args.target  # certify the corpus form
+    limits = MultiLimits(args.max_rounds, args.step, args.budget, target)
     report = run_multi_job(session, limits, labeller, oracle, on_event)
     final = exact(_corpus(session, pool), pool.gold)
     from agent.app.multi_export import multi_status
 
     info = multi_status(session.store, config)
     est = info["estimated_accuracy"]
+    thresholds = session.store.get_meta(THRESHOLDS_META)
     session.close()
     return {"curve": curve, "humans_to_target": _to_target(curve, args.target),
             "human_labels": report.human_labels, "final_audit": report.final_audit,
             "final_accuracy": final, "llm_calls": report.llm_calls,
-            "auto_accepted": report.auto_accepted, "estimate": est,
+            "auto_accepted": report.auto_accepted, "estimate": est, "thresholds": thresholds,
             "covered": est["value"] is not None and est["low"] <= final <= est["high"],
             "audit_f1": info["audit_f1"]}  # fmt: skip
 
@@ -226,6 +230,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--acc", type=float, default=0.75, help="simulated LLM exact-set accuracy")
     p.add_argument("--target", type=float, default=0.9)
+    p.add_argument("--precision", type=float,
+                   help="certify auto-accept precision at this (default: certify that the "
+                        "routed items reach --target)")
     p.add_argument("--step", type=int, default=100, help="items per round")
     p.add_argument("--budget", type=int, help="human labels at most (default: the pool)")
     p.add_argument("--max-rounds", type=int, default=100)
@@ -280,7 +287,17 @@ def render(runs: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> s
                      f"{r['final_accuracy']:.3f} in [{r['estimate']['low']:.3f}, "
                      f"{r['estimate']['high']:.3f}]" if r["estimate"]["value"] is not None
                      else "unknown" for r in ours))  # fmt: skip
+    lines.append("labelagent auto-accepted sets per seed: "
+                 f"{[r['auto_accepted'] for r in ours]}; last thresholds (LLM, classifier P(set "
+                 "right)), audited right/in region: " + "; ".join(_thresholds(r) for r in ours))
     return "\n".join(lines)
+
+
+def _thresholds(run: dict[str, Any]) -> str:
+    t = run.get("thresholds") or {}
+    if t.get("llm") is None:
+        return "none certified"
+    return f"{t['llm']:.3f}, {t['clf']:.3f}, {t['correct']}/{t['checked']} of {t['evidence']}"
 
 
 if __name__ == "__main__":

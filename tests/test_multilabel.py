@@ -14,14 +14,21 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.app.cli import app
-from agent.config import LLMConfig
+from agent.config import LLMConfig, RoutingConfig
 from agent.errors import InputError
 from agent.labeller.multi import MultiLabeller, make_set_model
 from agent.learn.multilabel import crossfit_proba, fit_ovr, predicted_sets
 from agent.llm.multi_sim import SimulatedMultiLLM
 from agent.llm.protocol import ChatRequest
 from agent.loop.session import LabelingSession
-from agent.routing.multi import exact_set_estimate, route_set
+from agent.routing.multi import (
+    SetEvidence,
+    exact_set_estimate,
+    fit_set_thresholds,
+    route_set,
+    set_confidences,
+)
+from agent.routing.thresholds import Thresholds
 from agent.store.sqlite import Store
 from agent.types import LabelSet, decode_label_set, encode_label_set
 
@@ -191,6 +198,49 @@ def test_the_labeller_asks_once_then_reads_its_cache(tmp_path: Path) -> None:
     store.close()
 
 
+def test_the_cache_keeps_answers_at_other_sampling_settings_apart(tmp_path: Path) -> None:
+    store = Store.create(tmp_path / "p", EMOTIONS)
+    store.add_items([("a", "I am so angry and sad", None), ("b", "what a day", None)])
+    gold = {"I am so angry and sad": ("anger", "sadness"), "what a day": ("neutral",)}
+    sim = SimulatedMultiLLM(EMOTIONS, gold, accuracy=1.0, abstain_rate=0.0)
+    MultiLabeller(sim, EMOTIONS, LLMConfig(temperature=0.0), store).label(store.items())
+    for other in (LLMConfig(temperature=0.7), LLMConfig(temperature=0.0, max_tokens=4096)):
+        labeller = MultiLabeller(sim, EMOTIONS, other, store)
+        labeller.label(store.items())
+        assert labeller.calls == 2 and labeller.cache_hits == 0  # asked, not served
+    same = MultiLabeller(sim, EMOTIONS, LLMConfig(temperature=0.0), store)
+    same.label(store.items())
+    assert same.calls == 0 and same.cache_hits == 2
+    store.close()
+
+
+def test_a_failed_call_fails_its_item_alone_and_a_dead_endpoint_stops(tmp_path: Path) -> None:
+    from agent.errors import CallFailed
+    from agent.llm.scripted import ScriptedBackend
+
+    def reply(request: ChatRequest) -> str | BaseException:
+        if "angry" in request.messages[-1]["content"]:
+            return CallFailed("server error 503 after 3 retries", kind="http", status=503)
+        return '{"labels": [{"label": "neutral", "confidence": 0.9}]}'
+
+    store = Store.create(tmp_path / "p", EMOTIONS)
+    store.add_items([("a", "I am so angry", None), ("b", "what a day", None)])
+    labeller = MultiLabeller(ScriptedBackend(reply), EMOTIONS, LLMConfig(), store)
+    first = labeller.label(store.items())
+    assert first[0] is None and first[1] is not None and first[1].labels == ("neutral",)
+    backend = ScriptedBackend(reply)
+    again = MultiLabeller(backend, EMOTIONS, LLMConfig(), store)
+    again.label(store.items())
+    assert backend.calls == 1 and again.cache_hits == 1  # the failed item was not cached
+    store.close()
+    fresh = Store.create(tmp_path / "q", EMOTIONS)  # nothing cached: every call fails
+    fresh.add_items([("a", "I am so angry", None), ("b", "what a day", None)])
+    dead = ScriptedBackend(lambda r: CallFailed("could not reach the server", kind="connect"))
+    with pytest.raises(CallFailed, match="could not reach"):
+        MultiLabeller(dead, EMOTIONS, LLMConfig(), fresh).label(fresh.items())
+    fresh.close()
+
+
 def test_an_invalid_reply_is_asked_again_then_given_up(tmp_path: Path) -> None:
     class Stubborn:
         model, supports_json_schema, supports_logprobs = "stubborn", True, False
@@ -229,16 +279,63 @@ def test_one_vs_rest_learns_each_label_and_crossfits() -> None:
     assert predicted_sets(np.array([[0.2, 0.3, 0.1]])).tolist() == [[0, 1, 0]]
 
 
-def test_routing_accepts_only_when_every_label_is_agreed_and_sure() -> None:
+def test_routing_accepts_only_on_certified_thresholds_and_names_the_labels_in_doubt() -> None:
     clf = np.array([0.95, 0.05, 0.9, 0.02])
-    sure = route_set(np.array([0.97, 0.02, 0.93, 0.02]), clf, EMOTIONS, 0.85)
+    llm = np.array([0.97, 0.02, 0.93, 0.02])
+    uncertified = route_set(llm, clf, EMOTIONS, 0.85)  # sure and agreed, but nothing measured
+    assert not uncertified.auto and uncertified.reason == "set_unsure"
+    assert "no thresholds certified" in next(iter(uncertified.doubt.values()))
+    p_llm, p_clf = set_confidences(llm, clf)
+    assert p_llm == pytest.approx(0.97 * 0.98 * 0.93 * 0.98)
+    fitted = Thresholds(p_llm, p_clf, True, 0.95, 40, 40, 40)
+    sure = route_set(llm, clf, EMOTIONS, 0.85, fitted)
     assert sure.auto and sure.proposed == ("anger", "sadness")
-    missed = route_set(np.array([0.97, 0.02, 0.02, 0.02]), clf, EMOTIONS, 0.85)
+    missed = route_set(np.array([0.97, 0.02, 0.02, 0.02]), clf, EMOTIONS, 0.85, fitted)
     assert not missed.auto and missed.reason == "disagree" and list(missed.doubt) == ["sadness"]
-    shaky = route_set(np.array([0.97, 0.02, 0.7, 0.02]), clf, EMOTIONS, 0.85)
+    shaky = route_set(np.array([0.97, 0.02, 0.7, 0.02]), clf, EMOTIONS, 0.85, fitted)
     assert shaky.reason == "llm_unsure" and "LLM 0.70" in shaky.doubt["sadness"]
-    abstain = route_set(None, clf, EMOTIONS, 0.85)
+    abstain = route_set(None, clf, EMOTIONS, 0.85, fitted)
     assert abstain.reason == "llm_abstain" and abstain.proposed == ("anger", "sadness")
+
+
+def _evidence(rng: np.random.Generator, m: int) -> tuple[SetEvidence, np.ndarray]:
+    """Audits whose LLM sets are right above p_llm 0.7 and at 0.4 below (m,)."""
+    p_llm, p_clf = rng.random(m), rng.random(m)
+    chance = np.where(p_llm >= 0.7, 1.0, 0.4)
+    return SetEvidence(p_llm, p_clf, rng.random(m) < chance), chance
+
+
+def test_set_thresholds_need_evidence_and_certify_what_the_audits_show() -> None:
+    config = RoutingConfig(target_precision=0.9, min_evidence=30)
+    rng = np.random.default_rng(0)
+    few, _ = _evidence(rng, 20)
+    assert not fit_set_thresholds(few, config).accepts_any  # below min_evidence
+    evidence, chance = _evidence(rng, 600)
+    t = fit_set_thresholds(evidence, config)
+    region = (evidence.p_llm >= t.llm) & (evidence.p_clf >= t.clf)
+    assert t.accepts_any and t.lower_bound >= 0.9 and chance[region].mean() >= 0.9
+    assert region.sum() == t.checked > 150  # most of the sure sets (180 expected above 0.7)
+    # The corpus form may accept more: people's answers carry the sets left out.
+    loose = fit_set_thresholds(evidence, config, corpus_target=0.8)
+    inside = (evidence.p_llm >= loose.llm) & (evidence.p_clf >= loose.clf)
+    assert inside.sum() > t.checked and 1.0 - (inside & ~evidence.right).mean() >= 0.8
+
+
+def test_certified_set_thresholds_hold_their_precision_in_95_percent_of_draws() -> None:
+    """The promise behind an auto-accept: with probability >= the level, the certified region
+    is right at the target or more (here measured on its true chance, over 60 draws)."""
+    config = RoutingConfig(target_precision=0.9, min_evidence=30)
+    rng = np.random.default_rng(1)
+    held = certified = 0
+    for _ in range(60):
+        p_llm, p_clf = rng.random(1000), rng.random(1000)
+        chance = 0.6 + 0.4 * p_llm  # precision falls smoothly with the LLM's confidence
+        t = fit_set_thresholds(SetEvidence(p_llm, p_clf, rng.random(1000) < chance), config)
+        if t.accepts_any:
+            certified += 1
+            grid = np.linspace(0, 1, 2001)  # the true precision of the region, by integration
+            held += (0.6 + 0.4 * grid[grid >= t.llm]).mean() >= 0.9
+    assert certified >= 50 and held >= 0.95 * certified
 
 
 def test_the_exact_set_estimate_is_unknown_before_audits_and_covers_after() -> None:

@@ -17,8 +17,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.config import LLMConfig
-from agent.errors import AnswerError
+from agent.errors import AnswerError, LLMError
 from agent.labeller.answers import first_json
+from agent.labeller.outcomes import FailureStreak, is_call_failure
 from agent.labeller.prompts import find_prompt_dir
 from agent.llm.item_markup import cut_text, item_block
 from agent.llm.protocol import ChatBackend, ChatRequest
@@ -94,17 +95,40 @@ class MultiLabeller:
         return asyncio.run(run())
 
     async def _label_all(self, items: list[Item]) -> list[SetDecision | None]:
+        """A call that fails after its retries fails its item alone (None: not cached, asked
+        again next run), as single-label's; `stop_after_failures` in a row stop the run, and
+        so does a batch whose every call failed (the endpoint answered nothing)."""
         gate = asyncio.Semaphore(self.config.concurrency)
+        streak = FailureStreak(self.config.stop_after_failures)
+        failures: list[LLMError] = []
 
         async def one(item: Item) -> SetDecision | None:
             async with gate:
-                return await self._label_one(item)
+                streak.check()
+                try:
+                    decision = await self._label_one(item)
+                except LLMError as exc:
+                    if not is_call_failure(exc):
+                        raise
+                    failures.append(exc)
+                    streak.failed(exc, self.backend.model)
+                    return None
+                streak.succeeded()
+                return decision
 
-        return list(await asyncio.gather(*(one(it) for it in items)))
+        decisions = list(await asyncio.gather(*(one(it) for it in items)))
+        streak.check()
+        if failures and len(failures) == len(items):
+            raise failures[-1]
+        return decisions
 
     async def _label_one(self, item: Item) -> SetDecision | None:
+        # Sampling settings are part of the question: a reply at another temperature or token
+        # limit is another answer, never served from this one's cache entry.
+        asked = f"{self.config.temperature}|{self._max_tokens()}"
         key = hashlib.sha256(
-            f"{SCHEMA_NAME}|{self.backend.model}|{self.prompt_hash}|{item.text_hash}".encode()
+            f"{SCHEMA_NAME}|{self.backend.model}|{self.prompt_hash}|{asked}|{item.text_hash}"
+            .encode()
         ).hexdigest()
         hit = self.store.cache_get(key)
         if hit is not None:
@@ -138,8 +162,11 @@ class MultiLabeller:
         schema = self.model.model_json_schema() if self.backend.supports_json_schema else None
         request = ChatRequest(messages=messages, response_schema=schema, schema_name=SCHEMA_NAME,
                               temperature=self.config.temperature,
-                              max_tokens=max(self.config.max_tokens, 512))  # fmt: skip
+                              max_tokens=self._max_tokens())  # fmt: skip
         return await self.backend.complete(request)
+
+    def _max_tokens(self) -> int:
+        return max(self.config.max_tokens, 512)  # a set with rationale needs room
 
     def _decision(self, payload: dict[str, Any], cached: bool) -> SetDecision:
         """Scores (C,) from a validated payload; an abstain, or an empty set, has no labels."""

@@ -18,8 +18,19 @@ from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
 from agent.loop.state import LoopState
 from agent.routing.accuracy import final_audit_size
-from agent.routing.multi import AUDIT_META, route_set, set_p_right
+from agent.routing.multi import (
+    AUDIT,
+    AUDIT_META,
+    CANDIDATES_META,
+    SetEvidence,
+    SetRoute,
+    fit_set_thresholds,
+    route_set,
+    set_confidences,
+    set_p_right,
+)
 from agent.routing.sources import HUMAN_SOURCES, current_labels
+from agent.routing.thresholds import Thresholds
 from agent.types import (
     Annotation,
     Item,
@@ -34,6 +45,9 @@ from agent.types import (
 SetOracle = Callable[[Item], str | None]  # an item -> a person's encoded set (None: no answer)
 STRATEGY = "label_mean_uncertainty"
 COLD_START = 20  # people's sets before the classifier's uncertainty chooses (random before)
+EVIDENCE_WANTED = 150  # answered audits before the audit rate falls from census to steady
+MIN_AUDIT_RATE = 0.01  # audits never stop, whatever the config says
+THRESHOLDS_META = "multi_thresholds"  # store meta: the thresholds of the latest round
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,9 @@ class MultiLimits:
     rounds: int = 5
     batch_size: int = 50
     human_budget: int | None = None
+    # Exact-set accuracy the LLM-answered items must reach once routed (people's sets right,
+    # accepted ones as audited); None: accepted sets must reach routing.target_precision.
+    target_accuracy: float | None = None
 
 
 @dataclass
@@ -127,7 +144,8 @@ def _one_round(
         calls = labeller.calls
         decisions = labeller.label(items)
         report.llm_calls += labeller.calls - calls
-    auto, queued = _route(state, items, (decisions, probs[picked]), round_id, rng)
+    auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
+                          (rng, currents, limits.target_accuracy))  # fmt: skip
     answered = _answer_queue(state, oracle, round_budget, report)
     stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
              "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
@@ -165,41 +183,81 @@ def _select(
 
 def _route(
     state: LoopState, items: list[Item], votes: tuple[list[SetDecision | None], np.ndarray],
-    round_id: int, rng: np.random.Generator,
+    round_id: int, ctx: tuple[np.random.Generator, Mapping[int, Any], float | None],
 ) -> tuple[int, int]:  # fmt: skip
-    """Write the LLM's votes, auto-accepted sets and queue entries; (auto, queued)."""
+    """Write the LLM's votes, auto-accepted sets and queue entries; (auto, queued). A uniform
+    random share of the items the LLM answered is audited whatever their route: the evidence
+    that certifies the thresholds (`agent.routing.multi`); `ctx[2]`: the corpus target."""
     decisions, clf = votes
+    rng, currents, target = ctx
     labels, routing = state.label_set, state.config.routing
+    rows = state.store.get_meta(CANDIDATES_META, [])
+    thresholds, audits = _thresholds(state, rows, (currents, target))
+    rate = audit_rate(thresholds, audits, routing)
     notes: list[Annotation] = []
     entries: list[QueueEntry] = []
-    audits_so_far = state.store.get_meta("multi_audits", 0)
     for item, decision, p_clf in zip(items, decisions, clf, strict=True):
         llm = None if decision is None or decision.labels is None else np.array(decision.scores)
         if decision is not None:
             notes.append(_vote(item, decision, labels, round_id))
-        route = route_set(llm, p_clf, labels, routing.label_confidence)
-        encoded = encode_label_set(route.proposed, labels)
-        p_right = set_p_right(llm, p_clf, route.proposed, labels)
-        suggestion = {"labels": list(route.proposed), "doubt": route.doubt, "p_right": p_right,
-                      "source": "llm" if llm is not None else "classifier",
-                      "classifier": {n: round(float(p), 3) for n, p in zip(labels.names, p_clf)},
-                      "llm": decision_json(decision, labels) if decision else None}  # fmt: skip
+        route = route_set(llm, p_clf, labels, routing.label_confidence, thresholds)
+        suggestion = _suggestion(route, llm, p_clf, decision, labels)
+        audited = llm is not None and rng.random() < rate  # uniform: drawn before the route
+        if llm is not None:
+            encoded = encode_label_set(route.proposed, labels)
+            rows.append([item.key, *set_confidences(llm, p_clf), route.auto, encoded, audited])
         if route.auto:
             notes.append(Annotation(item.key, encoded, Source.LLM, Kind.LABEL, actor="auto",
-                                    confidence=p_right, round=round_id,
-                                    meta={"route": "auto"}))  # fmt: skip
-            early = audits_so_far < routing.min_evidence  # audit more until evidence is in
-            rate = routing.census_rate if early else routing.audit_rate
-            if rng.random() < rate:
-                audits_so_far += 1
-                entries.append(QueueEntry(item.key, "audit", 2.0, round_id, suggestion))
-            continue
-        entries.append(QueueEntry(item.key, route.reason, 1.0 - p_right, round_id, suggestion))
+                                    confidence=thresholds.correct / thresholds.checked,
+                                    round=round_id, meta={"route": "auto"}))  # fmt: skip
+        if audited:
+            entries.append(QueueEntry(item.key, AUDIT, 2.0, round_id, suggestion))
+        elif not route.auto:
+            entries.append(QueueEntry(item.key, route.reason, 1.0 - suggestion["p_right"],
+                                      round_id, suggestion))  # fmt: skip
     state.store.add_annotations(notes)
     state.store.enqueue(entries)
-    state.store.set_meta("multi_audits", audits_so_far)
+    state.store.set_meta(CANDIDATES_META, rows)
+    state.store.set_meta(THRESHOLDS_META, {**thresholds.to_json(), "audit_rate": rate})
     auto = sum(1 for a in notes if a.kind == Kind.LABEL)
-    return auto, sum(1 for e in entries if e.reason != "audit")
+    return auto, sum(1 for e in entries if e.reason != AUDIT)
+
+
+def _thresholds(
+    state: LoopState, rows: list[list[Any]], ctx: tuple[Mapping[int, Any], float | None]
+) -> tuple[Thresholds, int]:
+    """The thresholds the answered audits certify now, and how many audits there are."""
+    currents, target = ctx
+    truth = {k: c.label for k, c in currents.items()
+             if c.source in HUMAN_SOURCES and c.label is not None}  # fmt: skip
+    evidence = SetEvidence.from_rows(rows, truth)
+    fitted = fit_set_thresholds(evidence, state.config.routing, target)
+    return fitted, len(evidence.right)
+
+
+def audit_rate(thresholds: Thresholds, audits: int, routing: Any) -> float:
+    """Share of LLM-answered items audited: all while nothing is certified (they go to people
+    anyway, so this census costs nothing), the census rate until EVIDENCE_WANTED audits are in
+    (thresholds loosen with evidence), then the steady audit rate; never zero, so accepted
+    sets keep being measured."""
+    if not thresholds.accepts_any:
+        return 1.0
+    if audits < EVIDENCE_WANTED:
+        return float(routing.census_rate)
+    return max(float(routing.audit_rate), MIN_AUDIT_RATE)
+
+
+def _suggestion(
+    route: SetRoute, llm: np.ndarray | None, p_clf: np.ndarray, decision: SetDecision | None,
+    labels: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """What the reviewer sees: the proposed set, the labels in doubt and why, both members'
+    scores."""
+    return {"labels": list(route.proposed), "doubt": route.doubt,
+           "p_right": set_p_right(llm, p_clf, route.proposed, labels),
+           "source": "llm" if llm is not None else "classifier",
+           "classifier": {n: round(float(p), 3) for n, p in zip(labels.names, p_clf)},
+           "llm": decision_json(decision, labels) if decision else None}  # fmt: skip
 
 
 def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Annotation:

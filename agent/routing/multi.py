@@ -1,9 +1,12 @@
 """Routing and estimates of multi-label projects, on (item, label) decisions.
 
-An item is auto-accepted only when every label, in its set or out of it, is agreed by the LLM
-and the classifier and both are sure of it (P >= t or <= 1 - t, t = routing.label_confidence);
-otherwise it goes to a person, and the suggestion names the labels in doubt and why. The
-headline estimate is exact-set accuracy, a mean of right/wrong per item, so it is the same
+An item's LLM set is auto-accepted when both members give it a high chance of being exactly
+right (each member's P(set right), its labels taken as independent) above thresholds fitted on
+uniform random audits of the items the LLM answered, so what a region is worth is measured,
+not hoped, with a lower confidence bound (`fit_set_thresholds`). Until the audits certify
+thresholds nothing is auto-accepted. Otherwise the item goes to a person, and the
+suggestion names the labels in doubt and why. The headline
+estimate is exact-set accuracy, a mean of right/wrong per item, so it is the same
 prediction-powered estimator as single-label (`agent.routing.ppi`); micro/macro F1 of the
 audited machine sets stand beside it.
 """
@@ -15,10 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from agent.config import RoutingConfig
+from agent.routing.bounds import QUANTILE_LEVELS, lower_bound, proportion_interval
 from agent.routing.ppi import ppi_accuracy_from_moments
+from agent.routing.thresholds import Thresholds
 from agent.types import LabelSet
 
-AUDIT_META = "multi_final_audit"  # store meta: the population and draws of the final audit
+AUDIT = "audit"  # queue reason of a uniform random audit of an LLM-answered item
+AUDIT_META = "multi_final_audit"
+# store meta: rows [key, p_llm, p_clf, auto, LLM set, audited] of every LLM-answered item
+CANDIDATES_META = "multi_candidates"
+# Threshold chains: the LLM's threshold loosens along each, the classifier's stays at one of
+# these quantiles of its P(set right) on the audits (it vetoes the sets it doubts most).
+_CLF_FLOORS = (0.0, 0.1, 0.25, 0.5)
 
 
 @dataclass(frozen=True)
@@ -33,27 +45,126 @@ class SetRoute:
 
 
 def route_set(
-    llm: np.ndarray | None, clf: np.ndarray, label_set: LabelSet, sure: float
-) -> SetRoute:
+    llm: np.ndarray | None, clf: np.ndarray, label_set: LabelSet, sure: float,
+    thresholds: Thresholds | None = None,
+) -> SetRoute:  # fmt: skip
     """Route one item from the LLM's P(label in set) (C,) (None: abstained or not asked) and
-    the classifier's (C,)."""
+    the classifier's (C,): auto when both members' P(the LLM's set is right) reach the
+    certified `thresholds` (None: none certified); else the labels in doubt, each with why
+    (`sure`: how far from 0.5 a member's P must lie for its call on a label to count as sure)."""
     names = label_set.names
-    clf_in = clf >= 0.5
     if llm is None:
+        clf_in = clf >= 0.5
         proposed = tuple(n for n, i in zip(names, clf_in) if i) or (names[int(clf.argmax())],)
         return SetRoute(False, "llm_abstain", proposed, {})
-    llm_in = llm >= 0.5
-    proposed = tuple(n for n, i in zip(names, llm_in) if i)
-    doubt: dict[str, str] = {}
-    for c, name in enumerate(names):
-        why = _doubt(float(llm[c]), float(clf[c]), sure)
-        if why:
-            doubt[name] = why
-    if not doubt:
+    proposed = tuple(n for n, i in zip(names, llm >= 0.5) if i)
+    p_llm, p_clf = set_confidences(llm, clf)
+    t = thresholds or Thresholds()
+    if t.accepts_any and p_llm >= t.llm and p_clf >= t.clf:
         return SetRoute(True, "auto", proposed, {})
+    doubt = {n: why for c, n in enumerate(names)
+             if (why := _doubt(float(llm[c]), float(clf[c]), sure))}  # fmt: skip
+    if not doubt:  # every label looks sure, the set as a whole does not clear the thresholds
+        weakest = int(np.argmin(np.where(llm >= 0.5, clf, 1.0 - clf)))
+        doubt[names[weakest]] = (f"set_unsure: LLM {llm[weakest]:.2f}, classifier "
+                                 f"{clf[weakest]:.2f}; set P(right) LLM {p_llm:.2f}, "
+                                 f"classifier {p_clf:.2f} {_short_of(t)}")  # fmt: skip
     kinds = {why.split(":")[0] for why in doubt.values()}
-    reason = next(k for k in ("disagree", "llm_unsure", "clf_unsure") if k in kinds)
+    reason = next(k for k in ("disagree", "llm_unsure", "clf_unsure", "set_unsure") if k in kinds)
     return SetRoute(False, reason, proposed, doubt)
+
+
+def _short_of(t: Thresholds) -> str:
+    if not t.accepts_any:
+        return "(no thresholds certified by audits yet)"
+    return f"(thresholds {t.llm:.2f}, {t.clf:.2f})"
+
+
+def set_confidences(llm: np.ndarray, clf: np.ndarray) -> tuple[float, float]:
+    """Each member's P(the LLM's set, llm >= 0.5, is exactly right), labels independent:
+    (LLM, classifier). The product makes a set of several labels as doubtful as it is."""
+    inside = llm >= 0.5
+    one = np.where(inside, llm, 1.0 - llm)
+    other = np.where(inside, clf, 1.0 - clf)
+    return float(np.prod(np.clip(one, 1e-6, 1.0))), float(np.prod(np.clip(other, 1e-6, 1.0)))
+
+
+@dataclass(frozen=True)
+class SetEvidence:
+    """The uniform random audits of LLM-answered items that people answered (m,): each
+    member's P(set right) when the item was routed, and whether the LLM's set was exactly
+    the person's."""
+
+    p_llm: np.ndarray
+    p_clf: np.ndarray
+    right: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: list[list[Any]], truth: dict[int, str]) -> SetEvidence:
+        """From CANDIDATES_META rows [key, p_llm, p_clf, auto, LLM set, audited] and people's
+        sets (key -> encoded set): the audited rows people have answered."""
+        used = [r for r in rows if r[5] and int(r[0]) in truth]
+        cols = [np.array([r[i] for r in used], dtype=float) for i in (1, 2)]
+        right = np.array([truth[int(r[0])] == r[4] for r in used], dtype=bool)
+        return cls(cols[0], cols[1], right)
+
+
+def fit_set_thresholds(
+    e: SetEvidence, config: RoutingConfig, corpus_target: float | None = None
+) -> Thresholds:
+    """The loosest (LLM, classifier) P(set right) thresholds that the audits certify; nothing
+    below `config.min_evidence` audits.
+
+    Without `corpus_target`: the region's precision lower bound must reach
+    `config.target_precision`. With it: the LLM-answered items as routed (people's sets right,
+    the region's sets as they are) must be right at `corpus_target` or more: one minus the
+    upper bound of the share of audits that fall in the region *and* are wrong (a binomial
+    share of a uniform sample, so one exact bound). Regions are tested strict -> loose along
+    chains (`_chain`) by fixed-sequence testing, Bonferroni over chains, as single-label's;
+    the largest passing region wins."""
+    m = len(e.right)
+    if m < config.min_evidence:
+        return Thresholds(evidence=m, note=f"{m} audits < min_evidence {config.min_evidence}")
+    level = 1.0 - (1.0 - config.confidence_level) / len(_CLF_FLOORS)
+    target = config.target_precision if corpus_target is None else corpus_target
+    best: tuple[int, float, float, float, int] | None = None  # (n, bound, t_llm, t_clf, k)
+    for floor in _CLF_FLOORS:
+        for t_llm, t_clf in _chain(e.p_llm, e.p_clf, floor):
+            inside = (e.p_llm >= t_llm) & (e.p_clf >= t_clf)
+            n, k = int(inside.sum()), int((inside & e.right).sum())
+            bound, testable = _bound((n, k, m), target, corpus_target is not None, level)
+            if not testable or n == 0:
+                continue  # too thin to pass even if all right: skipped (looks at counts only)
+            if bound < target:
+                break  # fixed sequence: the first failure ends this chain
+            if best is None or (n, bound) > best[:2]:
+                best = (n, bound, t_llm, t_clf, k)
+    if best is None:
+        return Thresholds(evidence=m, note=f"no region of {m} audits reaches the target")
+    n, bound, t_llm, t_clf, k = best
+    note = f"{k}/{n} audits in the region right; bound {bound:.3f} at level {level:.4f}"
+    return Thresholds(t_llm, t_clf, True, bound, n, k, m, note)
+
+
+def _bound(
+    counts: tuple[int, int, int], target: float, corpus: bool, level: float
+) -> tuple[float, bool]:
+    """(lower bound, whether the region could pass at all) of one region holding n of the m
+    audits, k of them right: its precision, or (`corpus`) the routed items' accuracy."""
+    n, k, m = counts
+    if not corpus:
+        return float(lower_bound(k, n, level)), bool(lower_bound(n, n, level) >= target)
+    wrong_high = float(proportion_interval(n - k, m, 2 * level - 1)[1])
+    return 1.0 - wrong_high, True
+
+
+def _chain(p_llm: np.ndarray, p_clf: np.ndarray, floor: float) -> list[tuple[float, float]]:
+    """Threshold pairs strict -> loose: the LLM's at falling quantiles of its P(set right), the
+    classifier's fixed at quantile `floor` of its own (0: no objection counts)."""
+    q_llm = np.quantile(p_llm, QUANTILE_LEVELS, method="inverted_cdf").tolist()
+    t_clf = float(np.quantile(p_clf, floor, method="inverted_cdf")) if floor > 0 else 0.0
+    pairs = [(float(t), t_clf) for t in q_llm]
+    return [p for i, p in enumerate(pairs) if i == 0 or p != pairs[i - 1]]
 
 
 def _doubt(p_llm: float, p_clf: float, sure: float) -> str:
