@@ -202,9 +202,7 @@ def _prediction_powered(
     draws' answers, their predicted P(right) and draw chances, and the population's
     predictions then. None when the store lacks them (projects audited before the estimate
     was prediction-powered)."""
-    last = store.get_meta(AUDIT_POPULATION)
-    if not last:
-        return None
+    last = store.get_meta(AUDIT_POPULATION) or {}
     draws = {  # item -> its audit draw (the latest, if an unanswered one was drawn again)
         row["item_key"]: meta
         for row in store.annotations(source=Source.MODEL.value, kind="vote")
@@ -228,7 +226,7 @@ def _population(meta: dict[str, Any], batch: int, last: dict[str, Any]) -> dict[
     before they were) the store's record of the last audit."""
     if "population" in meta:
         return dict(meta["population"])
-    return last if int(last["batch"]) == batch else None
+    return last if last and int(last["batch"]) == batch else None
 
 
 def _audit_batch(
