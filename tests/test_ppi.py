@@ -20,8 +20,10 @@ Z = float(norm.ppf(0.975))
 def test_lambda_zero_is_the_plain_audit_mean_with_wilson_at_the_guarded_spread() -> None:
     c = np.array([1, 1, 1, 0, 1, 1, 0, 1], dtype=float)
     est = ppi_accuracy(c, np.full(8, 0.9), np.full(100, 0.9), lam=0.0)
-    padded = np.concatenate([c, [1.0, 0.0]])  # the plus-two guard
-    n_eff = 0.75 * 0.25 / (np.var(padded, ddof=1) / 8)
+    padded = np.concatenate([c - 0.75, [1 - 0.75, -0.75]])  # the plus-two guard
+    var = np.sum(padded**2) / 9 / 8
+    moved = (0.75 * 8 + 1) / 10
+    n_eff = moved * (1 - moved) / var
     centre = (0.75 + Z**2 / (2 * n_eff)) / (1 + Z**2 / n_eff)
     half = Z / (1 + Z**2 / n_eff) * np.sqrt(0.75 * 0.25 / n_eff + Z**2 / (4 * n_eff**2))
     assert est.value == pytest.approx(0.75)
@@ -30,15 +32,33 @@ def test_lambda_zero_is_the_plain_audit_mean_with_wilson_at_the_guarded_spread()
 
 def test_pooled_batches_weigh_each_draw_within_its_own_audit() -> None:
     first = AuditBatch(np.array([1.0, 0.0, 1.0]), np.array([0.9, 0.5, 0.8]), None, 100, 0.8, 0.01)
-    second = AuditBatch(np.array([1.0, 1.0]), np.array([0.95, 0.9]),
+    second = AuditBatch(np.array([1.0, 0.0]), np.array([0.95, 0.9]),
                         np.array([0.002, 0.004]), 400, 0.9, 0.02)  # fmt: skip
     est = pooled_ppi_accuracy([first, second], lam=1.0)
-    weighted = [(1 - 0.95) / (400 * 0.002), (1 - 0.9) / (400 * 0.004)]  # 1 / (M q) (c - f)
-    rectifier = np.concatenate([first.correct - first.predicted, weighted])
+    w = np.array([1 / (400 * 0.002), 1 / (400 * 0.004)])  # 1 / (M q): 1.25, 0.625
+    hajek = np.sum(w * (second.correct - second.predicted)) / w.sum()  # weights to mean 1
     assert est.audits == 5
-    assert est.value == pytest.approx(0.6 * 0.8 + 0.4 * 0.9 + rectifier.mean())
+    expected = 0.6 * 0.8 + 0.4 * 0.9 + (0.6 * np.mean(first.correct - first.predicted)
+                                       + 0.4 * hajek)  # fmt: skip
+    assert est.value == pytest.approx(expected)
     alone = pooled_ppi_accuracy([first], lam=1.0)
     assert est.high - est.low < alone.high - alone.low  # more draws, a narrower interval
+
+
+def test_hajek_weights_keep_coverage_when_a_wrong_predictor_steers_the_draws() -> None:
+    """Labels right on 98 %, draws steered by an inverted predictor (lambda falls to 0): the
+    Horvitz-Thompson mean covered 0.71 here, its spread being the weights'."""
+    rng = np.random.default_rng(3)
+    m, n, hits = 5000, 300, 0
+    p_right = np.clip(rng.beta(60, 1, m), 0, 1)
+    f = 1 - p_right
+    q = active_draw_probabilities(f)
+    for _ in range(300):
+        right = rng.random(m) < p_right
+        drawn = rng.choice(m, size=n, p=q)
+        est = ppi_accuracy(right[drawn].astype(float), f[drawn], f, q[drawn])
+        hits += est.low <= right.mean() <= est.high
+    assert hits / 300 >= 0.93
 
 
 def test_an_interval_near_one_keeps_its_coverage() -> None:
