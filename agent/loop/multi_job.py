@@ -191,8 +191,7 @@ def _route(
     decisions, clf = votes
     rng, currents, target = ctx
     labels, routing = state.label_set, state.config.routing
-    rows = state.store.get_meta(CANDIDATES_META, [])
-    thresholds, audits = _thresholds(state, rows, (currents, target))
+    thresholds, audits = _thresholds(state, audit_rows(state), (currents, target))
     rate = audit_rate(thresholds, audits, routing)
     notes: list[Annotation] = []
     entries: list[QueueEntry] = []
@@ -205,22 +204,35 @@ def _route(
         audited = llm is not None and rng.random() < rate  # uniform: drawn before the route
         if llm is not None:
             encoded = encode_label_set(route.proposed, labels)
-            rows.append([item.key, *set_confidences(llm, p_clf), route.auto, encoded, audited])
         if route.auto:
             notes.append(Annotation(item.key, encoded, Source.LLM, Kind.LABEL, actor="auto",
                                     confidence=thresholds.correct / thresholds.checked,
                                     round=round_id, meta={"route": "auto"}))  # fmt: skip
-        if audited:
-            entries.append(QueueEntry(item.key, AUDIT, 2.0, round_id, suggestion))
+        if audited and llm is not None:  # its entry keeps the evidence: P(set right) as routed
+            evidence = {"set_p": list(set_confidences(llm, p_clf)), "auto": route.auto}
+            entries.append(QueueEntry(item.key, AUDIT, 2.0, round_id, {**suggestion, **evidence}))
         elif not route.auto:
             entries.append(QueueEntry(item.key, route.reason, 1.0 - suggestion["p_right"],
                                       round_id, suggestion))  # fmt: skip
     state.store.add_annotations(notes)
     state.store.enqueue(entries)
-    state.store.set_meta(CANDIDATES_META, rows)
-    state.store.set_meta(THRESHOLDS_META, {**thresholds.to_json(), "audit_rate": rate})
+    state.store.set_meta(THRESHOLDS_META, {**thresholds.to_json(), "audit_rate": rate,
+                                           "target_accuracy": target})  # fmt: skip
     auto = sum(1 for a in notes if a.kind == Kind.LABEL)
     return auto, sum(1 for e in entries if e.reason != AUDIT)
+
+
+def audit_rows(state: LoopState) -> list[list[Any]]:
+    """[key, p_llm, p_clf, auto, LLM set, True] of every audit drawn so far, read from the
+    audit queue entries (one row per audit, written once, not a growing meta value); a
+    project routed before they kept it has its rows in CANDIDATES_META, read too."""
+    rows = [[key, *v.suggestion["set_p"], v.suggestion["auto"],
+             encode_label_set(v.suggestion["labels"], state.label_set), True]
+            for key, v in state.store.queue_views().items()
+            if v.reason == AUDIT and "set_p" in v.suggestion]  # fmt: skip
+    seen = {r[0] for r in rows}
+    legacy = [r for r in state.store.get_meta(CANDIDATES_META, []) if r[5] and r[0] not in seen]
+    return rows + legacy
 
 
 def _thresholds(
