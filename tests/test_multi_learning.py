@@ -4,6 +4,7 @@ people, and `run --target-accuracy` on a multi-label project (issue 21)."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,36 @@ def run_job(
         return encode_label_set(gold[item.id], session.label_set)
 
     return run_multi_job(session, limits, labeller, oracle, on_event)
+
+
+def test_the_llm_runs_ahead_of_people_once_thresholds_are_certified() -> None:
+    """With llm_batch, rounds ask the LLM on batch_size items until the audits certify
+    thresholds, then on llm_batch; people answer at most batch_size a round, the most doubtful
+    waiting items first; the rest wait in the queue with the LLM's set as suggestion."""
+    session, gold = go_session(600)
+    waiting: list[dict[int, float]] = []  # after each round: pending key -> priority
+
+    def on_event(kind: str, data: Any) -> None:
+        if kind == "round":
+            waiting.append({e.item_key: e.priority for e in session.store.pending()})
+
+    report = run_job(session, gold, MultiLimits(7, 40, None, 0.8, llm_batch=150), on_event)
+    sizes = [r["selected"] for r in report.per_round]
+    assert sizes[0] == 40 and max(sizes) == 150 and 150 in sizes[1:]
+    assert all(r["human_labels"] <= 40 for r in report.per_round)
+    assert any(r["human_labels"] == 40 for r in report.per_round) and waiting[-1]
+    checked = 0
+    for before, after in itertools.pairwise(waiting):  # items left over from the round before
+        taken = [p for k, p in before.items() if k not in after]
+        kept = [p for k, p in before.items() if k in after]
+        if taken and kept:
+            assert min(taken) >= max(kept)
+            checked += 1
+    assert checked
+    views = session.store.queue_views()
+    left = [views[k] for k in waiting[-1] if views[k].reason not in (AUDIT, "llm_abstain")]
+    assert left and all(v.suggestion["source"] == "llm" for v in left)
+    session.close()
 
 
 def test_audits_are_kept_on_their_queue_entries_and_a_resumed_run_reuses_them() -> None:

@@ -58,6 +58,10 @@ class MultiLimits:
     # Exact-set accuracy the LLM-answered items must reach once routed (people's sets right,
     # accepted ones as audited); None: accepted sets must reach routing.target_precision.
     target_accuracy: float | None = None
+    # Items the LLM is asked on per round once thresholds are certified, ahead of people, who
+    # then answer at most `batch_size` a round, the most doubtful first; None: `batch_size`,
+    # and people answer every queued item each round.
+    llm_batch: int | None = None
 
 
 @dataclass
@@ -115,7 +119,7 @@ def run_multi_job(
         done = _one_round(state, limits, labeller, oracle, (rng, report, round_budget))
         if on_event is not None:
             on_event("round", done)
-        if done["selected"] == 0:
+        if done["selected"] == 0 and done["human_labels"] == 0:
             report.stop_reason = "pool exhausted"
             break
     report.final_labelled = final_pass(state)
@@ -137,7 +141,7 @@ def _one_round(
     currents = current_labels(state.store)  # read once: fit and selection share it
     model = fit_classifier(state, currents)
     probs = model.predict_proba(state.pool.vectors)
-    picked = _select(state, currents, probs, limits.batch_size, rng)
+    picked = _select(state, currents, probs, _llm_batch(state, limits), rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
     if labeller is not None and items:
@@ -146,7 +150,8 @@ def _one_round(
         report.llm_calls += labeller.calls - calls
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
-    answered = _answer_queue(state, oracle, round_budget, report)
+    cap = limits.batch_size if limits.llm_batch is not None else None
+    answered = _answer_queue(state, oracle, (round_budget, cap), report)
     stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
              "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
     state.store.finish_round(round_id, stats)
@@ -156,6 +161,13 @@ def _one_round(
     report.queued += queued
     report.per_round.append(stats)
     return stats
+
+
+def _llm_batch(state: LoopState, limits: MultiLimits) -> int:
+    """Items to ask the LLM on this round: `llm_batch` once the audits have certified
+    thresholds (its sets can then be accepted), `batch_size` before."""
+    certified = (state.store.get_meta(THRESHOLDS_META) or {}).get("llm") is not None
+    return limits.llm_batch if limits.llm_batch is not None and certified else limits.batch_size
 
 
 def _untouched(state: LoopState, currents: Mapping[int, Any]) -> np.ndarray:
@@ -282,12 +294,18 @@ def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Anno
 
 
 def _answer_queue(
-    state: LoopState, oracle: SetOracle | None, budget: int | None, report: MultiReport
-) -> int:
-    """The simulated operator answers the pending queue, audits first, within the budget."""
+    state: LoopState, oracle: SetOracle | None, limits: tuple[int | None, int | None],
+    report: MultiReport,
+) -> int:  # fmt: skip
+    """The simulated operator answers the pending queue, audits first, within the budget and
+    the round's cap (`limits`; None: no limit)."""
+    budget, cap = limits
     if oracle is None:
         return 0
     room = None if budget is None else max(budget - report.human_labels, 0)
+    room = cap if room is None else room if cap is None else min(room, cap)
+    if room == 0:
+        return 0
     pending = state.store.pending(room)
     answered = _record_answers(state, oracle, [e.item_key for e in pending])
     report.human_labels += answered
