@@ -1,5 +1,5 @@
-"""Multi-label: what the classifier learns from the LLM's sets, the LLM asked ahead of
-people, and `run --target-accuracy` on a multi-label project (issue 21)."""
+"""Multi-label: `run --target-accuracy` on a multi-label project, the LLM asked ahead of
+people, and the threshold evidence kept on the audit queue entries (issue 21)."""
 
 from __future__ import annotations
 
