@@ -180,7 +180,7 @@ def labelagent(pool: Pool, seed: int, args: argparse.Namespace) -> dict[str, Any
             curve.append((_humans(session), exact(_corpus(session, pool), pool.gold)))
 
     target = None if args.precision is not None else args.target  # certify the corpus form
-    limits = MultiLimits(args.max_rounds, args.step, args.budget, target)
+    limits = MultiLimits(args.max_rounds, args.step, args.budget, target, args.llm_batch)
     report = run_multi_job(session, limits, labeller, oracle, on_event)
     final = exact(_corpus(session, pool), pool.gold)
     from agent.app.multi_export import multi_status
@@ -235,6 +235,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "routed items reach --target)")
     p.add_argument("--step", type=int, default=100, help="items per round")
     p.add_argument("--budget", type=int, help="human labels at most (default: the pool)")
+    p.add_argument("--llm-batch", type=int,
+                   help="items the LLM is asked on per round once thresholds are certified; "
+                        "people then answer at most --step a round (default: --step, and "
+                        "people answer every queued item)")
     p.add_argument("--max-rounds", type=int, default=100)
     p.add_argument("--embedder", default=DEFAULT_EMBEDDING_MODEL)
     p.add_argument("--out", type=Path)

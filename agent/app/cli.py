@@ -291,7 +291,9 @@ class EngineChoice(str, Enum):
 
 
 TargetOption = Annotated[
-    float | None, typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy.")
+    float | None,
+    typer.Option(min=0.0, max=1.0, help="Stop at this estimated accuracy (multi-label: the "
+                 "exact-set accuracy routing certifies for the LLM-answered items)."),
 ]
 
 

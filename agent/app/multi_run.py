@@ -79,7 +79,6 @@ def refuse_unsupported(options: RunOptions) -> None:
     plan = options.plan
     given = [flag for flag, on in (
         ("--llm-budget", plan.llm_budget is not None),
-        ("--target-accuracy", plan.target_accuracy is not None),
         ("--fresh", options.fresh),
         ("--engine ray / --ray-address", options.engine == "ray" or bool(options.ray_address)),
     ) if on]  # fmt: skip
@@ -107,7 +106,10 @@ def _run_locked(
     if backend is not None:
         labeller = MultiLabeller(backend, session.label_set, config.llm, session.store)
     plan = options.plan
-    limits = MultiLimits(plan.rounds, plan.batch_size or config.batch_size, plan.human_budget)
+    # --target-accuracy: the exact-set accuracy that routing certifies for the LLM-answered
+    # items as routed (people's sets right, accepted ones as audited)
+    limits = MultiLimits(plan.rounds, plan.batch_size or config.batch_size, plan.human_budget,
+                         plan.target_accuracy)  # fmt: skip
 
     def on_event(kind: str, data: dict[str, Any]) -> None:
         if kind == "round":

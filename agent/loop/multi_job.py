@@ -58,6 +58,10 @@ class MultiLimits:
     # Exact-set accuracy the LLM-answered items must reach once routed (people's sets right,
     # accepted ones as audited); None: accepted sets must reach routing.target_precision.
     target_accuracy: float | None = None
+    # Items the LLM is asked on per round once thresholds are certified, ahead of people, who
+    # then answer at most `batch_size` a round, the most doubtful first; None: `batch_size`,
+    # and people answer every queued item each round.
+    llm_batch: int | None = None
 
 
 @dataclass
@@ -115,7 +119,7 @@ def run_multi_job(
         done = _one_round(state, limits, labeller, oracle, (rng, report, round_budget))
         if on_event is not None:
             on_event("round", done)
-        if done["selected"] == 0:
+        if done["selected"] == 0 and done["human_labels"] == 0:
             report.stop_reason = "pool exhausted"
             break
     report.final_labelled = final_pass(state)
@@ -137,7 +141,7 @@ def _one_round(
     currents = current_labels(state.store)  # read once: fit and selection share it
     model = fit_classifier(state, currents)
     probs = model.predict_proba(state.pool.vectors)
-    picked = _select(state, currents, probs, limits.batch_size, rng)
+    picked = _select(state, currents, probs, _llm_batch(state, limits), rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
     if labeller is not None and items:
@@ -146,7 +150,8 @@ def _one_round(
         report.llm_calls += labeller.calls - calls
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
-    answered = _answer_queue(state, oracle, round_budget, report)
+    cap = limits.batch_size if limits.llm_batch is not None else None
+    answered = _answer_queue(state, oracle, (round_budget, cap), report)
     stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
              "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
     state.store.finish_round(round_id, stats)
@@ -156,6 +161,13 @@ def _one_round(
     report.queued += queued
     report.per_round.append(stats)
     return stats
+
+
+def _llm_batch(state: LoopState, limits: MultiLimits) -> int:
+    """Items to ask the LLM on this round: `llm_batch` once the audits have certified
+    thresholds (its sets can then be accepted), `batch_size` before."""
+    certified = (state.store.get_meta(THRESHOLDS_META) or {}).get("llm") is not None
+    return limits.llm_batch if limits.llm_batch is not None and certified else limits.batch_size
 
 
 def _untouched(state: LoopState, currents: Mapping[int, Any]) -> np.ndarray:
@@ -191,8 +203,7 @@ def _route(
     decisions, clf = votes
     rng, currents, target = ctx
     labels, routing = state.label_set, state.config.routing
-    rows = state.store.get_meta(CANDIDATES_META, [])
-    thresholds, audits = _thresholds(state, rows, (currents, target))
+    thresholds, audits = _thresholds(state, audit_rows(state), (currents, target))
     rate = audit_rate(thresholds, audits, routing)
     notes: list[Annotation] = []
     entries: list[QueueEntry] = []
@@ -205,22 +216,35 @@ def _route(
         audited = llm is not None and rng.random() < rate  # uniform: drawn before the route
         if llm is not None:
             encoded = encode_label_set(route.proposed, labels)
-            rows.append([item.key, *set_confidences(llm, p_clf), route.auto, encoded, audited])
         if route.auto:
             notes.append(Annotation(item.key, encoded, Source.LLM, Kind.LABEL, actor="auto",
                                     confidence=thresholds.correct / thresholds.checked,
                                     round=round_id, meta={"route": "auto"}))  # fmt: skip
-        if audited:
-            entries.append(QueueEntry(item.key, AUDIT, 2.0, round_id, suggestion))
+        if audited and llm is not None:  # its entry keeps the evidence: P(set right) as routed
+            evidence = {"set_p": list(set_confidences(llm, p_clf)), "auto": route.auto}
+            entries.append(QueueEntry(item.key, AUDIT, 2.0, round_id, {**suggestion, **evidence}))
         elif not route.auto:
             entries.append(QueueEntry(item.key, route.reason, 1.0 - suggestion["p_right"],
                                       round_id, suggestion))  # fmt: skip
     state.store.add_annotations(notes)
     state.store.enqueue(entries)
-    state.store.set_meta(CANDIDATES_META, rows)
-    state.store.set_meta(THRESHOLDS_META, {**thresholds.to_json(), "audit_rate": rate})
+    state.store.set_meta(THRESHOLDS_META, {**thresholds.to_json(), "audit_rate": rate,
+                                           "target_accuracy": target})  # fmt: skip
     auto = sum(1 for a in notes if a.kind == Kind.LABEL)
     return auto, sum(1 for e in entries if e.reason != AUDIT)
+
+
+def audit_rows(state: LoopState) -> list[list[Any]]:
+    """[key, p_llm, p_clf, auto, LLM set, True] of every audit drawn so far, read from the
+    audit queue entries (one row per audit, written once, not a growing meta value); a
+    project routed before they kept it has its rows in CANDIDATES_META, read too."""
+    rows = [[key, *v.suggestion["set_p"], v.suggestion["auto"],
+             encode_label_set(v.suggestion["labels"], state.label_set), True]
+            for key, v in state.store.queue_views().items()
+            if v.reason == AUDIT and "set_p" in v.suggestion]  # fmt: skip
+    seen = {r[0] for r in rows}
+    legacy = [r for r in state.store.get_meta(CANDIDATES_META, []) if r[5] and r[0] not in seen]
+    return rows + legacy
 
 
 def _thresholds(
@@ -270,12 +294,18 @@ def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Anno
 
 
 def _answer_queue(
-    state: LoopState, oracle: SetOracle | None, budget: int | None, report: MultiReport
-) -> int:
-    """The simulated operator answers the pending queue, audits first, within the budget."""
+    state: LoopState, oracle: SetOracle | None, limits: tuple[int | None, int | None],
+    report: MultiReport,
+) -> int:  # fmt: skip
+    """The simulated operator answers the pending queue, audits first, within the budget and
+    the round's cap (`limits`; None: no limit)."""
+    budget, cap = limits
     if oracle is None:
         return 0
     room = None if budget is None else max(budget - report.human_labels, 0)
+    room = cap if room is None else room if cap is None else min(room, cap)
+    if room == 0:
+        return 0
     pending = state.store.pending(room)
     answered = _record_answers(state, oracle, [e.item_key for e in pending])
     report.human_labels += answered

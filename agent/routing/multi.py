@@ -26,7 +26,8 @@ from agent.types import LabelSet
 
 AUDIT = "audit"  # queue reason of a uniform random audit of an LLM-answered item
 AUDIT_META = "multi_final_audit"
-# store meta: rows [key, p_llm, p_clf, auto, LLM set, audited] of every LLM-answered item
+# store meta of projects routed before the audit entries kept their evidence: rows [key, p_llm,
+# p_clf, auto, LLM set, audited] of every LLM-answered item (read, no longer written)
 CANDIDATES_META = "multi_candidates"
 # Threshold chains: the LLM's threshold loosens along each, the classifier's stays at one of
 # these quantiles of its P(set right) on the audits (it vetoes the sets it doubts most).
@@ -101,7 +102,7 @@ class SetEvidence:
 
     @classmethod
     def from_rows(cls, rows: list[list[Any]], truth: dict[int, str]) -> SetEvidence:
-        """From CANDIDATES_META rows [key, p_llm, p_clf, auto, LLM set, audited] and people's
+        """From rows [key, p_llm, p_clf, auto, LLM set, audited] (`audit_rows`) and people's
         sets (key -> encoded set): the audited rows people have answered."""
         used = [r for r in rows if r[5] and int(r[0]) in truth]
         cols = [np.array([r[i] for r in used], dtype=float) for i in (1, 2)]
