@@ -75,9 +75,15 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
     session.backend = make_llm_backend(ctx, seed)  # the same answers the baselines hear
     labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
     answers = human_answers(ctx, seed)
+    exact = ExactCount(ctx, session, answers)
 
     def oracle(item: Item, entry: QueueEntry) -> str:
-        return names[answers[int(item.id)]]  # from_texts ids are pool rows: exact for duplicates
+        exact.answer(int(item.id))  # from_texts ids are pool rows: exact for duplicates
+        return names[answers[int(item.id)]]
+
+    def on_event(_kind: str, _data: object) -> None:
+        curve.append(_point(ctx, session))
+        exact.new_round()
 
     curve: list[Point] = [_point(ctx, session)]
     # With `own_word` the job gets the target and may stop itself (see agent.loop.target);
@@ -85,12 +91,45 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
     target = cfg.target if cfg.own_word else None
     limits = JobLimits(rounds=None, batch_size=config.batch_size, human_budget=cfg.budget,
                        target_accuracy=target, human_per_round=max(1, cfg.step // 2))
-    report = run_job(session, limits, labeller, oracle,
-                     on_event=lambda kind, _data: curve.append(_point(ctx, session)))
+    report = run_job(session, limits, labeller, oracle, on_event=on_event)
     estimate = session.store.get_meta("estimated_accuracy")
     stopped = (curve[-1][0], curve[-1][1]) if report.stop_reason.startswith(CONFIRMED) else None
-    return SystemRun(curve, human_labels_to_target(curve, cfg.target),
+    return SystemRun(curve, _first(human_labels_to_target(curve, cfg.target), exact.hit),
                      int(session.store.cache_totals()["calls"]), estimate, stopped)
+
+
+class ExactCount:
+    """Human labels to target counted label by label, as the baselines count them
+    (`first_reaching`): inside a round each answer replaces the best guess it was shown
+    against (the guess of the round's start), so a round that reaches the target halfway
+    counts its answers up to there, not the whole round."""
+
+    def __init__(self, ctx: SimContext, session: LabelingSession, answers: np.ndarray) -> None:
+        self.ctx, self.session, self.answers = ctx, session, answers
+        self.labels: np.ndarray | None = None  # corpus labels as answers come in (N,)
+        self.humans = 0
+        self.hit: int | None = None
+
+    def new_round(self) -> None:
+        """The next answer is judged against a fresh best guess."""
+        self.labels = None
+
+    def answer(self, row: int) -> None:
+        """Record the answer on pool row `row`; note the label count once the corpus, with
+        the answers so far, reaches the target."""
+        if self.labels is None:
+            self.labels = self.session.best_guess().copy()
+            self.humans = int(self.session.pool.human_mask.sum())
+        self.labels[row] = self.answers[row]
+        self.humans += 1
+        gold = self.ctx.data.pool.y
+        if self.hit is None and np.mean(self.labels == gold) >= self.ctx.config.target:
+            self.hit = self.humans
+
+
+def _first(a: int | None, b: int | None) -> int | None:
+    """The smaller of two label counts, either of which may be None (never reached)."""
+    return min((x for x in (a, b) if x is not None), default=None)
 
 
 def _point(ctx: SimContext, session: LabelingSession) -> Point:

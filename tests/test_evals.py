@@ -397,3 +397,16 @@ def test_coverage_study_prints_every_estimator_and_its_last_line(
         assert 0.0 <= e["coverage"] <= 1.0 and e["mean_width_points"] > 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("coverage=") and "mean_width=" in last and "audits_for_3pts=" in last
+
+
+def test_labelagent_counts_labels_to_target_one_by_one(dataset: Path, tmp_path: Path) -> None:
+    """Inside a round the count stops at the answer that reaches the target, as the
+    baselines count; the round-end curve can only say the round's last label."""
+    data = load_dataset(dataset, embedder="hashing", cache_dir=tmp_path / "c")
+    config = SimConfig(budget=120, step=20, init=20, target=0.95, llm="simulated:acc=0.7")
+    got = SYSTEMS["labelagent"](SimContext(data, config), 0)
+    by_round = human_labels_to_target(got.curve, config.target)
+    assert got.human_labels_to_target is not None and by_round is not None
+    before = max(h for h, corpus, _ in got.curve if h < by_round)
+    # here the target falls inside a round (seeded): strictly between its two curve points
+    assert before < got.human_labels_to_target < by_round
