@@ -119,7 +119,14 @@ def test_ray_scores_equal_local_scores_block_by_block() -> None:
     want = LocalEngine().score(committee, vectors, label_vectors)
     got = ray.score(committee, vectors, label_vectors)
     for name, a, b in zip(want._fields, want, got):
-        assert a.shape == b.shape and np.array_equal(a, b), name
+        assert a.shape == b.shape, name
+        # Ray's workers run BLAS on one thread (OMP_NUM_THREADS=1), the driver on all cores:
+        # a member's float32 probability may round one unit apart (seen on 0.03 % of them);
+        # the committee's mean, which labels and ranks, is equal to the bit.
+        if name == "members":
+            assert np.allclose(a, b, rtol=0.0, atol=4e-7), name
+        else:
+            assert np.array_equal(a, b), name
     empty = ray.score(committee, vectors[:0], label_vectors)
     assert empty.probs.shape == (0, 5) and empty.members.shape == (3, 0, 5)
     assert list(ray.embed_chunks(HashingEmbedder(), [], 8)) == []
