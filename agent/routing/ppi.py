@@ -5,18 +5,19 @@ mean of f over all M items is cheap and tight but as biased as the predictor; pe
 on a random sample of audited items measure that bias. PPI++ (Angelopoulos, Duchi and Zrnic
 2023, arXiv 2311.01453) weighs the two by a tuned lambda:
 
-    theta = lambda * mean_M(f) + mean_j (c_j - lambda * f_j) / (M q_j)
+    theta = lambda * mean_M(f) + sum_j w_j (c_j - lambda * f_j) / sum_j w_j,  w_j = 1 / (M q_j)
 
 where c_j is 1 when the audited label was right and q_j the chance that the sampling drew
 item j (1/M for a uniform draw; more where the predictor is least sure for an active one, as
-in Zrnic and Candes 2024, arXiv 2403.03208). The estimate is unbiased whatever the predictor,
-so a wrong error model widens the interval but never breaks it; lambda = 0 is the plain
-audit mean. The variance counts one right and one wrong pseudo-audit among the residuals so
-that a sample with no error seen is not taken as certainty (the idea of Agresti-Coull's "plus
-two"), and the interval is Wilson's score interval at the effective number of audits that
-variance implies (Kish's design effect): near 100 % a normal interval undercovers, because the
-spread it rests on shrinks with the errors a sample happens to miss (0.89-0.93 measured at 150
-draws of labels right on 97-98 %; Wilson's 0.95-0.98 at 5-15 % more width).
+in Zrnic and Candes 2024, arXiv 2403.03208), the weights taken in Hajek's normalised form
+(`pooled_ppi_accuracy` says why). The estimate is unbiased (to first order, for the normalised
+weights) whatever the predictor, so a wrong error model widens the interval but does not bias
+it; lambda = 0 is the plain audit mean. The variance counts one right and one wrong
+pseudo-audit among the residuals, so that a sample with no error seen is not taken as
+certainty (the idea of Agresti-Coull's "plus two"), and the interval is Wilson's score
+interval at the effective number of audits that variance implies (Kish's design effect): near
+100 % a normal interval undercovers, because the spread it rests on shrinks with the errors a
+sample happens to miss (0.89-0.93 measured at 150 draws of labels right on 97-98 %).
 
 Several audits (a job checks its target more than once) are pooled into one estimate: each
 draw keeps its own batch's weight and population, so the estimate is the audits' accuracies
