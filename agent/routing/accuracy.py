@@ -206,7 +206,8 @@ def _prediction_powered(
     draws = {  # item -> its audit draw (the latest, if an unanswered one was drawn again)
         row["item_key"]: meta
         for row in store.annotations(source=Source.MODEL.value, kind="vote")
-        if (meta := json.loads(row["meta"] or "{}")).get("stage") == "final_audit"
+        if "final_audit" in (row["meta"] or "")  # cheap test first: votes are many at scale
+        and (meta := json.loads(row["meta"])).get("stage") == "final_audit"
     }
     mask = (verdicts.stage == "final_audit") & (verdicts.model >= 0)
     keys, right = verdicts.item_keys[mask], verdicts.model[mask] == verdicts.human[mask]
