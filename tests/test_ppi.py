@@ -9,6 +9,7 @@ from scipy.stats import norm
 
 from agent.routing.ppi import (
     AuditBatch,
+    PPIEstimate,
     active_draw_probabilities,
     pooled_ppi_accuracy,
     ppi_accuracy,
@@ -140,3 +141,16 @@ def test_active_draws_never_leave_an_item_out() -> None:
     assert q.sum() == pytest.approx(1.0) and np.all(q >= 0.5 / 4)
     with pytest.raises(ValueError):
         ppi_accuracy(np.ones(3), np.ones(3), np.ones(10), np.array([0.1, 0.0, 0.2]))
+
+
+def test_right_after_an_audit_the_asked_items_own_labels_are_counted_not_charged() -> None:
+    """1,000 machine labels at 0.90 [0.85, 0.95]; the audit asked 150, 100 of them right, and
+    people fixed them: the 850 left hold 900 - 100 right labels, not 850 * 0.90."""
+    from agent.routing.accuracy import LastAudit, _with_machine_estimate
+
+    est = PPIEstimate(0.90, 0.85, 0.95, 150, 0.5, 0.95)
+    after = _with_machine_estimate(250, 850, est, LastAudit(1000, 150, 100))
+    assert after.value == pytest.approx((250 + 900 - 100) / 1100)
+    assert (after.low, after.high) == pytest.approx(((250 + 750) / 1100, (250 + 850) / 1100))
+    moved = _with_machine_estimate(300, 800, est, LastAudit(1000, 150, 100))  # rounds since
+    assert moved.value == pytest.approx((300 + 800 * 0.90) / 1100)
