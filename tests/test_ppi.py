@@ -152,5 +152,9 @@ def test_right_after_an_audit_the_asked_items_own_labels_are_counted_not_charged
     after = _with_machine_estimate(250, 850, est, LastAudit(1000, 150, 100))
     assert after.value == pytest.approx((250 + 900 - 100) / 1100)
     assert (after.low, after.high) == pytest.approx(((250 + 750) / 1100, (250 + 850) / 1100))
-    moved = _with_machine_estimate(300, 800, est, LastAudit(1000, 150, 100))  # rounds since
-    assert moved.value == pytest.approx((300 + 800 * 0.90) / 1100)
+    # 50 more answered since: their labels' worth is unknown, anywhere from all right to none
+    more = _with_machine_estimate(300, 800, est, LastAudit(1000, 150, 100))
+    assert more.value == pytest.approx((300 + 900 - 100 - 50 * 0.90) / 1100)
+    assert (more.low, more.high) == pytest.approx(((300 + 850 - 100 - 50) / 1100, 1.0))
+    added = _with_machine_estimate(300, 900, est, LastAudit(1000, 150, 100))  # items imported
+    assert added.value == pytest.approx((300 + 900 * 0.90) / 1200)

@@ -265,15 +265,18 @@ def _with_machine_estimate(
 ) -> AccuracyEstimate:
     """Corpus accuracy: people's labels taken as right, the machine labels at `est`.
 
-    Right after an audit (the machine labels are its population less the items it asked) the
-    asked items' own labels are known: the rest hold M * accuracy - (asked ones right), not
-    (M - asked) * accuracy, which would charge them the errors the audit, drawn toward the
-    least sure, found and people fixed (the interval fell below the truth by 0.1-0.2 points)."""
+    Since the newest audit, its asked items and `others` more have left the M machine labels
+    it measured for people's. The asked items' own labels are known, so the rest hold
+    M * accuracy - (asked ones right) - (the others' right ones, anywhere in [0, others]):
+    not (M - asked - others) * accuracy, which charges them the errors that the audit, drawn
+    toward the least sure, found and people fixed (the interval fell 0.1-0.2 points below the
+    truth). Where machine labels were added since, the plain share."""
     total = human + machine
-    if machine > 0 and newest.items - newest.asked == machine:
-        right = [float(np.clip(newest.items * x - newest.right, 0, machine))
-                 for x in (est.value, est.low, est.high)]  # fmt: skip
-        value, low, high = (r / machine for r in right)
+    others = newest.items - newest.asked - machine
+    if machine > 0 and others >= 0:
+        counts = (newest.items * est.value - others * est.value, newest.items * est.low - others,
+                  newest.items * est.high)  # fmt: skip
+        value, low, high = (float(np.clip(c - newest.right, 0, machine)) / machine for c in counts)
     else:
         value, low, high = est.value, est.low, est.high
     part = StratumEstimate(machine, est.audits, 0, value, low, high, False)
