@@ -110,7 +110,13 @@ def fixed_sequence_pass(
     """
     ka, na = _counts(k, n)
     ok = lower_bound(ka, na, level, method) >= target
-    testable = lower_bound(na, na, level, method) >= target
+    return fixed_sequence(ok, lower_bound(na, na, level, method) >= target)
+
+
+def fixed_sequence(ok: np.ndarray, testable: np.ndarray) -> np.ndarray:
+    """The walk of `fixed_sequence_pass` for any test: candidates (s,) strict -> loose that
+    passed (`ok`) before the first testable one that failed; untestable ones are skipped."""
+    ok, testable = np.asarray(ok, dtype=bool), np.asarray(testable, dtype=bool)
     failed = testable & ~ok
     stop = int(np.argmax(failed)) if failed.any() else len(ok)
-    return ok & (np.arange(len(ok)) < stop)
+    return ok & testable & (np.arange(len(ok)) < stop)

@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from agent.config import RoutingConfig
-from agent.routing.bounds import QUANTILE_LEVELS, lower_bound, proportion_interval
+from agent.routing.bounds import (
+    QUANTILE_LEVELS,
+    fixed_sequence,
+    lower_bound,
+    proportion_interval,
+)
 from agent.routing.ppi import ppi_accuracy_from_moments
 from agent.routing.thresholds import Thresholds
 from agent.types import LabelSet
@@ -130,33 +135,32 @@ def fit_set_thresholds(
     target = config.target_precision if corpus_target is None else corpus_target
     best: tuple[int, float, float, float, int] | None = None  # (n, bound, t_llm, t_clf, k)
     for floor in _CLF_FLOORS:
-        for t_llm, t_clf in _chain(e.p_llm, e.p_clf, floor):
-            inside = (e.p_llm >= t_llm) & (e.p_clf >= t_clf)
-            n, k = int(inside.sum()), int((inside & e.right).sum())
-            bound, testable = _bound((n, k, m), target, corpus_target is not None, level)
-            if not testable or n == 0:
-                continue  # too thin to pass even if all right: skipped (looks at counts only)
-            if bound < target:
-                break  # fixed sequence: the first failure ends this chain
-            if best is None or (n, bound) > best[:2]:
-                best = (n, bound, t_llm, t_clf, k)
+        pairs = _chain(e.p_llm, e.p_clf, floor)
+        inside = np.array([(e.p_llm >= a) & (e.p_clf >= b) for a, b in pairs])  # (s, m)
+        n, k = inside.sum(axis=1), (inside & e.right).sum(axis=1)
+        bound, testable = _bounds(n, k, m, (target, corpus_target is not None, level))
+        # a region holding no audit accepts nothing: skipped like one too thin to pass
+        for i in np.flatnonzero(fixed_sequence(bound >= target, testable & (n > 0))):
+            if best is None or (int(n[i]), bound[i]) > best[:2]:
+                best = (int(n[i]), float(bound[i]), *pairs[i], int(k[i]))
     if best is None:
         return Thresholds(evidence=m, note=f"no region of {m} audits reaches the target")
-    n, bound, t_llm, t_clf, k = best
-    note = f"{k}/{n} audits in the region right; bound {bound:.3f} at level {level:.4f}"
-    return Thresholds(t_llm, t_clf, True, bound, n, k, m, note)
+    n_in, low, t_llm, t_clf, k_in = best
+    note = f"{k_in}/{n_in} audits in the region right; bound {low:.3f} at level {level:.4f}"
+    return Thresholds(t_llm, t_clf, True, low, n_in, k_in, m, note)
 
 
-def _bound(
-    counts: tuple[int, int, int], target: float, corpus: bool, level: float
-) -> tuple[float, bool]:
-    """(lower bound, whether the region could pass at all) of one region holding n of the m
-    audits, k of them right: its precision, or (`corpus`) the routed items' accuracy."""
-    n, k, m = counts
+def _bounds(
+    n: np.ndarray, k: np.ndarray, m: int, how: tuple[float, bool, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(lower bounds, whether each region could pass at all) of regions (s,) holding n of the
+    m audits, k of them right: their precision, or (`corpus`) the routed items' accuracy.
+    `how`: (target, corpus, level)."""
+    target, corpus, level = how
     if not corpus:
-        return float(lower_bound(k, n, level)), bool(lower_bound(n, n, level) >= target)
-    wrong_high = float(proportion_interval(n - k, m, 2 * level - 1)[1])
-    return 1.0 - wrong_high, True
+        return lower_bound(k, n, level), lower_bound(n, n, level) >= target
+    wrong_high = proportion_interval(n - k, np.full_like(n, m), 2 * level - 1)[1]
+    return 1.0 - wrong_high, np.ones(len(n), dtype=bool)
 
 
 def _chain(p_llm: np.ndarray, p_clf: np.ndarray, floor: float) -> list[tuple[float, float]]:
