@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.config import RoutingConfig
 from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
@@ -214,10 +215,9 @@ def _route(
         route = route_set(llm, p_clf, labels, routing.label_confidence, thresholds)
         suggestion = _suggestion(route, llm, p_clf, decision, labels)
         audited = llm is not None and rng.random() < rate  # uniform: drawn before the route
-        if llm is not None:
-            encoded = encode_label_set(route.proposed, labels)
-        if route.auto:
-            notes.append(Annotation(item.key, encoded, Source.LLM, Kind.LABEL, actor="auto",
+        if route.auto:  # only ever with the LLM's set
+            notes.append(Annotation(item.key, encode_label_set(route.proposed, labels),
+                                    Source.LLM, Kind.LABEL, actor="auto",
                                     confidence=thresholds.correct / thresholds.checked,
                                     round=round_id, meta={"route": "auto"}))  # fmt: skip
         if audited and llm is not None:  # its entry keeps the evidence: P(set right) as routed
@@ -259,7 +259,7 @@ def _thresholds(
     return fitted, len(evidence.right)
 
 
-def audit_rate(thresholds: Thresholds, audits: int, routing: Any) -> float:
+def audit_rate(thresholds: Thresholds, audits: int, routing: RoutingConfig) -> float:
     """Share of LLM-answered items audited: all while nothing is certified (they go to people
     anyway, so this census costs nothing), the census rate until EVIDENCE_WANTED audits are in
     (thresholds loosen with evidence), then the steady audit rate; never zero, so accepted
@@ -302,8 +302,9 @@ def _answer_queue(
     budget, cap = limits
     if oracle is None:
         return 0
-    room = None if budget is None else max(budget - report.human_labels, 0)
-    room = cap if room is None else room if cap is None else min(room, cap)
+    limits_set = [n for n in (cap, None if budget is None else budget - report.human_labels)
+                  if n is not None]  # fmt: skip
+    room = max(0, min(limits_set)) if limits_set else None
     if room == 0:
         return 0
     pending = state.store.pending(room)
