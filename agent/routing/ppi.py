@@ -136,7 +136,7 @@ def pooled_ppi_accuracy(
     n = c.size
     if n == 0 or f.shape != c.shape or any(b.items <= 0 for b in batches):
         raise ValueError(f"need audits and a population: {n} audits, {len(batches)} batches")
-    weight = np.concatenate([b.weights() / b.weights().mean() for b in batches])
+    weight = np.concatenate([(w := b.weights()) / w.mean() for b in batches])  # Hajek
     sizes = [np.asarray(b.correct).size for b in batches]
     share = np.array(sizes) / n
     mean_predicted = float(share @ [b.mean_predicted for b in batches])
