@@ -11,7 +11,7 @@ from agent.app.faults import naming, regular_file
 from agent.app.labelcells import label_set_cell
 from agent.app.preflight import _check_share, _items, match_items
 from agent.errors import InputError
-from agent.llm.annotators import AnswerFile, AnswerRow, _confidence
+from agent.llm.annotators import AnswerFile, AnswerRow, answer_confidence
 from agent.store.protocol import ProjectStore
 from agent.types import LabelSet
 
@@ -64,7 +64,7 @@ def _row(
                              field=column, required=True)  # fmt: skip
     assert encoded is not None  # required=True never gives None
     return AnswerRow(row_no, value if key == "text" else value.strip(), encoded,
-                     _confidence(record, path, row_no))  # fmt: skip
+                     answer_confidence(record, path, row_no))  # fmt: skip
 
 
 def replay_sets(

@@ -265,7 +265,7 @@ def _answer_row(record: Mapping[str, Any], key: str, path: Path, row_no: int) ->
         raise InputError(f"empty {key}", file=str(path), row=row_no, field=key)
     label = (record.get("label") or "").strip()
     return AnswerRow(row_no, value if key == "text" else value.strip(), label,
-                     _confidence(record, path, row_no))  # fmt: skip
+                     answer_confidence(record, path, row_no))  # fmt: skip
 
 
 def _replay_pairs(
@@ -285,7 +285,7 @@ def _replay_pairs(
     return pairs
 
 
-def _confidence(row: Mapping[str, Any], path: Path, row_no: int) -> float:
+def answer_confidence(row: Mapping[str, Any], path: Path, row_no: int) -> float:
     """The optional confidence column; a replayed label without one is taken as certain."""
     raw = (row.get("confidence") or "").strip()
     if not raw:
