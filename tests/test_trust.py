@@ -54,6 +54,11 @@ def test_a_borderline_llm_is_audited_more_before_it_is_called_on_everything() ->
     assert not LLMTrust(60, 33, 40, n_classes=2).worth_calling(40)
     assert LLMTrust(120, 84, 80, n_classes=2).call_settled(40)
     assert LLMTrust(20, 8, 8, n_classes=2).audits_wanted(40) == 40  # the first ones first
+    # 31 of 44 (70 %): the 95 % interval reaches chance, the call is still open (real zephyr
+    # labels, right on 77.5 % of the pool, read so on one seed and were dropped)
+    reads_low = LLMTrust(44, 31, 26, n_classes=2)
+    assert not reads_low.call_settled(40) and reads_low.worth_calling(40)
+    assert LLMTrust(44, 24, 26, n_classes=2).call_settled(40)  # 55 %: clearly not
 
 
 def test_probes_are_a_uniform_draw_until_the_call_is_settled(datasets: Path) -> None:
@@ -218,8 +223,9 @@ def test_the_job_stops_asking_an_llm_worse_than_its_classifier(datasets: Path) -
 
 
 def test_an_llm_that_neither_teaches_nor_helps_guess_is_not_asked(datasets: Path) -> None:
-    """The cross-fitted check's verdicts gate the call: both wanting, nobody is asked; the
-    round's note says why."""
+    """The cross-fitted check's verdicts gate the call once audits have settled it: both
+    wanting, nobody is asked; the round's note says why. While audits are still out, the
+    LLM keeps getting its small probes whatever the check says."""
     from agent.loop.job import _crossfit_note, _llm_for_round
 
     texts, _ = _trec(datasets, 50)
@@ -227,9 +233,14 @@ def test_an_llm_that_neither_teaches_nor_helps_guess_is_not_asked(datasets: Path
     session = LabelingSession.from_texts(texts, label_set, config=ProjectConfig(
         embedding_model="hashing"))
     labeller = object()
+    settled = LLMTrust(60, 55, 40, n_classes=len(label_set.names))
+    session.trust = lambda: settled  # type: ignore[method-assign]
     session.llm_teaches, session.llm_decides = False, True
     assert _llm_for_round(session, labeller) is labeller  # type: ignore[arg-type]
     session.llm_decides = False
     assert session.llm_adds_nothing() and _llm_for_round(session, labeller) is None  # type: ignore[arg-type]
+    probing = LLMTrust(5, 3, 3, n_classes=len(label_set.names))  # too few audits yet
+    session.trust = lambda: probing  # type: ignore[method-assign]
+    assert _llm_for_round(session, labeller) is labeller  # type: ignore[arg-type]
     note = _crossfit_note(session)
     assert "not used" in note and "ignored" in note

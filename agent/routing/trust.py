@@ -135,11 +135,14 @@ class LLMTrust:
 
     def call_settled(self, min_audits: int) -> bool:
         """Whether the audits settle if calling the LLM on everything pays: established, and
-        its accuracy's `CALL_CONFIDENCE` interval lies clear of the call weight (or is too
-        low to inform at all), or `MAX_TRUST_AUDITS` times `min_audits` are in."""
+        its accuracy's `CALL_CONFIDENCE` interval lies clear of the call weight, or
+        `MAX_TRUST_AUDITS` times `min_audits` are in. Not settled merely because the 95 %
+        interval reaches chance: 40 audits of an LLM right on 75 % read 70 % or less one time
+        in four, where that interval does reach it (on babe, real zephyr and FLAN-UL2 labels
+        were dropped after 44 audits that way, and the runs needed margin AL's labels)."""
         if not self.established(min_audits):
             return False
-        if self.checked >= MAX_TRUST_AUDITS * min_audits or not self.informative():
+        if self.checked >= MAX_TRUST_AUDITS * min_audits:
             return True
         low, high = (float(b) for b in proportion_interval(
             self.llm_correct, self.checked, 2 * CALL_CONFIDENCE - 1
