@@ -35,16 +35,24 @@ def label_set_cell(
     """The canonical text of a cell's label set; None for an empty cell unless `required`.
     InputError naming file, row and field for anything else that is not a valid set."""
     try:
-        names = set_names(value, sep)
+        return encoded_set(value, label_set, sep, required)
     except ValueError as exc:
         raise InputError(str(exc), file=file, row=row, field=field) from None
+
+
+def encoded_set(value: Any, label_set: LabelSet, sep: str, required: bool) -> str | None:
+    """The canonical text of the set `value` lists (None when it lists nothing and is not
+    `required`); ValueError saying why it is not a valid set. Every set that comes in (corpus
+    cells, oracle and replay files, tool files) passes here, so all are checked and stored
+    alike."""
+    names = set_names(value, sep)
     if names is None:
         if not required:
             return None
         names = []
     problem = label_set_problem(names, label_set)
     if problem:
-        raise InputError(problem, file=file, row=row, field=field)
+        raise ValueError(problem)
     return encode_label_set(names, label_set)
 
 
