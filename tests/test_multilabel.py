@@ -91,6 +91,28 @@ def test_init_writes_the_task_and_import_takes_sets_from_csv_jsonl_and_parquet(
         assert store.count_items() == 4  # c2 came in without a seed set
 
 
+def test_export_writes_sets_as_csv_jsonl_and_parquet_by_the_targets_suffix(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    project = ml_project(tmp_path)
+    (tmp_path / "a.csv").write_text("id,text,labels\nc1,so angry and sad,sadness|anger\n")
+    assert invoke("import", project, tmp_path / "a.csv", "--id-col", "id",
+                  "--label-col", "labels")[0] == 0  # fmt: skip
+    for name in ("x.csv", "x.jsonl", "x.parquet"):
+        code, out = invoke("export", project, tmp_path / name)
+        assert code == 0, out
+        assert (tmp_path / f"{name}.summary.json").is_file()
+    with (tmp_path / "x.csv").open(encoding="utf-8", newline="") as handle:
+        assert next(csv.DictReader(handle))["final_labels"] == "anger|sadness"
+    line = json.loads((tmp_path / "x.jsonl").read_text().splitlines()[0])
+    assert line["final_labels"] == ["anger", "sadness"]
+    assert pq.read_table(tmp_path / "x.parquet").to_pylist()[0]["final_labels"] == [
+        "anger", "sadness"]
+    assert not list(tmp_path.glob("*.partial"))
+
+
 def test_label_sep_splits_csv_cells(tmp_path: Path) -> None:
     project = ml_project(tmp_path)
     (tmp_path / "a.csv").write_text("text,labels\nboth,joy;sadness\n")
@@ -422,8 +444,6 @@ def test_commands_without_a_multi_label_form_say_so_in_one_line(tmp_path: Path) 
     project = ml_project(tmp_path)
     code, out = invoke("report", project)
     assert code == 2 and "report is not supported for multi-label projects yet" in out
-    code, out = invoke("export", project, tmp_path / "x.json", "--format", "label-studio")
-    assert code == 2 and "--format is not supported for multi-label projects yet" in out
 
 
 def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:

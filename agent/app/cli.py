@@ -193,9 +193,9 @@ def _import_tool_file(
         raise InputError("--id-col and --label-col are for corpus files; a --format file "
                          "names its ids and labels itself", field="format")  # fmt: skip
     check_source(fmt, file)
-    single_label_only(_load_config(project), "import --format")
+    multi = _load_config(project).task == "multi_label"
     with open_store(project) as store:
-        done = import_file(store, file, fmt, text_col)
+        done = import_file(store, file, fmt, text_col, multi_label=multi)
     marks = ", ".join(f"{n} {s}" for s, n in sorted(done.by_source.items())) or "no labels"
     console.print(
         f"imported {done.added} items ({done.skipped} already present; {marks}; "

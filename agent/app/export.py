@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.app.formats import format_module
+from agent.app.formats.choices import Choices
 from agent.app.formats.collect import collect_tasks
 from agent.config import RoutingConfig
 from agent.errors import InputError
@@ -66,7 +67,8 @@ def export(
         _make_folders(out.parent, made)
         writer = {".csv": _write_csv, ".jsonl": _write_jsonl}.get(out.suffix.lower())
         if fmt is not None:
-            format_module(fmt, out).write(tmp, collect_tasks(store), store.label_set.names, "text")
+            module = format_module(fmt, out)
+            module.write(tmp, collect_tasks(store), Choices(store.label_set), "text")
         elif writer is not None:
             writer(tmp, result_records(store))
         else:

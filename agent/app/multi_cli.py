@@ -1,6 +1,6 @@
 """The multi-label forms of the CLI's commands (issue 21), kept out of `cli.py`: the
---label-sep option, `export` and `status` of a multi-label project, and the one-line refusal
-of commands that have no multi-label form yet."""
+--label-sep option, `export` (corpus or a tool's file) and `status` of a multi-label project,
+and the one-line refusal of commands that have no multi-label form yet."""
 
 from __future__ import annotations
 
@@ -37,15 +37,16 @@ def resolve_label_sep(config: ProjectConfig, given: str | None) -> str | None:
 def export_sets_line(
     project: Path, config: ProjectConfig, out: Path, how: tuple[str | None, str]
 ) -> str:
-    """`export` of a multi-label project (sets as lists, or joined by the separator in CSV)."""
+    """`export` of a multi-label project (sets as lists, or joined by the separator in CSV; or
+    a tool's file, `how` = (format, separator)), naming the tool's settings file if it has one."""
     from agent.app.multi_export import export_sets
 
-    fmt, sep = how
-    if fmt is not None:
-        raise InputError("--format is not supported for multi-label projects yet", field="format")
     with open_store(project) as store:
-        summary = export_sets(store, config, out, sep)
-    return f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}"
+        summary = export_sets(store, config, out, how)
+    line = f"wrote {summary['items']} items ({summary['labelled']} labelled) to {out}"
+    if summary["setup_file"]:
+        line += f"; the tool's multi-label settings: {summary['setup_file']}"
+    return line
 
 
 def multi_status_text(project: Path, config: ProjectConfig, as_json: bool) -> str:

@@ -1,17 +1,21 @@
 """Export and status of a multi-label project: every item in input order with its final set
 (a list in JSONL and Parquet, names joined by the separator in CSV), its status and the
-evidence behind it; the exact-set accuracy estimate with micro/macro F1 of the audits beside
-it, in `status` and in `<OUT>.summary.json`."""
+evidence behind it, or a Label Studio, Argilla or Prodigy file of its sets (`--format`); the
+exact-set accuracy estimate with micro/macro F1 of the audits beside it, in `status` and in
+`<OUT>.summary.json`."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from agent.app.export import _safe_cell, check_target
+from agent.app.formats import format_module
+from agent.app.formats.choices import Choices
+from agent.app.formats.collect import collect_tasks
 from agent.config import ProjectConfig
 from agent.loop.multi_results import COLUMNS, LIST_COLUMNS, set_records
 from agent.routing.multi import AUDIT_META, audit_f1, exact_set_estimate
@@ -72,33 +76,66 @@ def render_multi_status(info: dict[str, Any]) -> list[str]:
 
 
 def export_sets(
-    store: ProjectStore, config: ProjectConfig, out: Path, sep: str
+    store: ProjectStore, config: ProjectConfig, out: Path, how: tuple[str | None, str]
 ) -> dict[str, Any]:
-    """Write the corpus and `<OUT>.summary.json`, each through a `.partial` file renamed at
-    the end (a failure leaves neither half written)."""
-    check_target(out)
+    """Write the corpus, or a tool's file (`how`: format or None, CSV separator), and
+    `<OUT>.summary.json`; for a tool that needs one, also its project settings beside it
+    (`<OUT>.config.xml` for Label Studio, `<OUT>.settings.json` for Argilla). Each goes
+    through a `.partial` file renamed at the end: a failure leaves none of them half written."""
+    fmt, sep = how
+    check_target(out, fmt)
     summary = multi_status(store, config)
-    summary_path = Path(f"{out}.summary.json")
-    tmp, tmp_summary = (p.with_name(p.name + ".partial") for p in (out, summary_path))
-    try:
-        suffix = out.suffix.lower()
-        if suffix == ".csv":
-            _write_csv(tmp, set_records(store), sep)
-        elif suffix == ".jsonl":
-            with tmp.open("w", encoding="utf-8") as handle:
-                for record in set_records(store):
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        else:
-            _write_parquet(tmp, set_records(store), summary)
-        tmp_summary.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(out)
-        tmp_summary.replace(summary_path)
-    except BaseException:
-        for path in (tmp, tmp_summary):
-            path.unlink(missing_ok=True)
-        raise
+    files: dict[Path, Callable[[Path], None]] = {}
+    setup = None
+    if fmt is None:
+        files[out] = lambda path: _write_corpus(path, store, (out.suffix.lower(), sep), summary)
+    else:
+        tool, choices = format_module(fmt, out), Choices(store.label_set, multiple=True)
+        files[out] = lambda path: tool.write(path, collect_tasks(store), choices, "text")
+        setup = tool.setup(choices, "text")  # (suffix, text), or None: the file says it all
+    files[Path(f"{out}.summary.json")] = lambda path: _write_text(
+        path, json.dumps(summary, indent=2) + "\n")  # fmt: skip
+    if setup is not None:
+        files[Path(f"{out}{setup[0]}")] = lambda path: _write_text(path, setup[1])
+    _write_all(files)
     labelled = sum(n for s, n in summary["by_status"].items() if s != "none")
-    return {"items": summary["items"], "labelled": labelled, **summary}
+    setup_file = f"{out}{setup[0]}" if setup is not None else None
+    return {**summary, "labelled": labelled, "setup_file": setup_file}
+
+
+def _write_corpus(
+    path: Path, store: ProjectStore, how: tuple[str, str], summary: dict[str, Any]
+) -> None:
+    """The records into `path` (the target's `.partial`) in the form of `how`: (the target's
+    suffix, the CSV separator)."""
+    suffix, sep = how
+    if suffix == ".csv":
+        _write_csv(path, set_records(store), sep)
+    elif suffix == ".jsonl":
+        with path.open("w", encoding="utf-8") as handle:
+            for record in set_records(store):
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        _write_parquet(path, set_records(store), summary)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text, encoding="utf-8")
+
+
+def _write_all(files: dict[Path, Callable[[Path], None]]) -> None:
+    """Each writer writes its file's `.partial`; then all are renamed into place (a reader
+    never sees half a file); on any failure the partial files go."""
+    partial = {p: p.with_name(p.name + ".partial") for p in files}
+    try:
+        for path, write in files.items():
+            write(partial[path])
+        for path, tmp in partial.items():
+            tmp.replace(path)
+    except BaseException:
+        for tmp in partial.values():
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 def _write_csv(path: Path, records: Iterator[dict[str, Any]], sep: str) -> None:

@@ -8,6 +8,9 @@ per annotator), which also completes their queue entries: answers from a review 
 tool close the same items in the project's queue. A mark already standing in the project
 (same item, source, kind, label and annotator) is not added again, so importing a file twice
 adds nothing.
+
+In a multi-label project every label is a set in its canonical text (`formats.choices`),
+checked where it was read; the rest is the same.
 """
 
 from __future__ import annotations
@@ -17,12 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.app.formats.choices import Choices
 from agent.app.formats.jsonfile import Where
 from agent.app.formats.model import Mark, Task
 from agent.app.io import id_problem, text_problem
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.store.protocol import ProjectStore
-from agent.types import Annotation, Kind, LabelSet, Source
+from agent.types import Annotation, Kind, Source
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,10 @@ class Imported:
     known: int
 
 
-def check_tasks(tasks: list[Task], path: Path, labels: LabelSet, text_key: str) -> None:
+def check_tasks(tasks: list[Task], path: Path, choices: Choices, text_key: str) -> None:
     """Raise the first problem of any task (naming file, record and field); ids default to
-    `<file name>:<record>`."""
+    `<file name>:<record>`. (Sets were checked as they were read, naming their field.)"""
+    labels = choices.label_set
     seen: dict[str, int] = {}
     for task in tasks:
         where = Where(path, task.record)
@@ -52,12 +57,16 @@ def check_tasks(tasks: list[Task], path: Path, labels: LabelSet, text_key: str) 
             raise where.fail(f"duplicate id '{task.id}' (first at record {seen[task.id]})", "id")
         seen[task.id] = task.record
         for mark in task.marks:
-            if mark.label is not None and mark.label not in labels:
+            if not choices.multiple and mark.label is not None and mark.label not in labels:
                 raise where.fail(f"label '{mark.label}' is not in the label set", "label")
 
 
-def apply_tasks(store: ProjectStore, tasks: list[Task], path: Path, fmt: str) -> Imported:
-    """Write checked tasks into the store (see the module docstring)."""
+def apply_tasks(
+    store: ProjectStore, tasks: list[Task], path: Path, how: tuple[str, bool]
+) -> Imported:
+    """Write checked tasks into the store (see the module docstring); `how` is (format,
+    whether labels are sets)."""
+    fmt, sets = how
     result = store.add_items(((t.id, t.text, None) for t in tasks), source_file=str(path))
     keys = _keys(store, {t.id for t in tasks})
     standing = {
@@ -78,7 +87,7 @@ def apply_tasks(store: ProjectStore, tasks: list[Task], path: Path, fmt: str) ->
     people = [(k, m) for k, m in fresh if m.source == Source.HUMAN.value]
     for actor in dict.fromkeys(m.actor for _, m in people):
         answers = [HumanLabel(k, m.label, meta=dict(meta)) for k, m in people if m.actor == actor]
-        record_human_labels(store, answers, actor)
+        record_human_labels(store, answers, actor, sets=sets)
     counts = Counter(m.source for _, m in fresh)
     return Imported(result.added, result.skipped, dict(counts), _marks(tasks) - len(fresh))
 
@@ -97,11 +106,15 @@ def _marks(tasks: Sequence[Task]) -> int:
     return sum(len(t.marks) for t in tasks)
 
 
-def import_file(store: ProjectStore, path: Path, fmt: str, text_key: str = "text") -> Imported:
-    """Read `path` as format `fmt`, check every task, then write them (nothing on a problem)."""
+def import_file(
+    store: ProjectStore, path: Path, fmt: str, text_key: str = "text", multi_label: bool = False
+) -> Imported:
+    """Read `path` as format `fmt`, check every task, then write them (nothing on a problem);
+    `multi_label`: its labels are sets (the project's task)."""
     from agent.app.formats import check_source
 
     module = check_source(fmt, path)
-    tasks = module.read(path, text_key)
-    check_tasks(tasks, path, store.label_set, text_key)
-    return apply_tasks(store, tasks, path, fmt)
+    choices = Choices(store.label_set, multi_label)
+    tasks = module.read(path, text_key, choices)
+    check_tasks(tasks, path, choices, text_key)
+    return apply_tasks(store, tasks, path, (fmt, multi_label))

@@ -7,6 +7,11 @@ A line without "answer" is a pre-annotation: the machines' suggestion, its score
 "meta". Answers: accept = the chosen label; reject = no label fits (of a binary task: "not
 this label", left out); ignore = left out. Lines of one item share `meta.id` (else the input
 hash); the hashes are stable 32-bit integers of the text (input) and of text and answer (task).
+
+A multi-label project's lines are multiple-choice tasks (`textcat.manual` without
+`--exclusive`; `config.choice_style` "multiple"): `accept` lists the set's names. There accept
+with none is an empty set, refused; reject and ignore are left out (a set holds at least one
+name); and a binary line is refused, since accepting one label says nothing of the others.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from agent.app.formats.choices import Choices
 from agent.app.formats.jsonfile import Where, load_lines, write_lines
 from agent.app.formats.model import (
     Mark,
@@ -38,18 +44,27 @@ def stable_hash(*parts: Any) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-def write(path: Path, tasks: Iterable[Task], labels: tuple[str, ...], text_key: str) -> None:
-    options = [{"id": name, "text": name} for name in labels]
-    write_lines(path, (line for task in tasks for line in _lines(task, options)))
+def write(path: Path, tasks: Iterable[Task], choices: Choices, text_key: str) -> None:
+    options = [{"id": name, "text": name} for name in choices.label_set.names]
+    write_lines(path, (line for task in tasks for line in _lines(task, options, choices)))
 
 
-def _lines(task: Task, options: list[dict[str, str]]) -> Iterator[dict[str, Any]]:
+def setup(choices: Choices, text_key: str) -> None:
+    """No settings file: each line of a multi-label project carries its choice style."""
+    return None
+
+
+def _lines(
+    task: Task, options: list[dict[str, str]], choices: Choices
+) -> Iterator[dict[str, Any]]:
     base = {"text": task.text, "options": options, "meta": {"id": task.id},
             "_input_hash": stable_hash(task.text)}  # fmt: skip
+    if choices.multiple:
+        base["config"] = {"choice_style": "multiple"}
     people = [m for m in task.marks if m.human]
     for mark in people:
         name = person_name(mark)
-        accept = [mark.label] if mark.label is not None else []
+        accept = choices.names(mark.label)
         answer = "accept" if accept else "reject"
         yield base | {"accept": accept, "answer": answer, "_annotator_id": name,
                       "_session_id": f"labelagent-{name}", "_view_id": "choice",
@@ -57,13 +72,14 @@ def _lines(task: Task, options: list[dict[str, str]]) -> Iterator[dict[str, Any]
     machine = suggestion(task.marks)
     if machine is not None:
         meta = {"id": task.id, "score": machine.confidence, "agent": agent_name(machine)}
-        yield base | {"accept": [machine.label], "meta": meta,
-                      "_task_hash": stable_hash(task.text, [machine.label])}  # fmt: skip
+        accept = choices.names(machine.label)
+        yield base | {"accept": accept, "meta": meta,
+                      "_task_hash": stable_hash(task.text, accept)}  # fmt: skip
     elif not people:
         yield base | {"_task_hash": stable_hash(task.text, [])}
 
 
-def read(path: Path, text_key: str) -> list[Task]:
+def read(path: Path, text_key: str, choices: Choices) -> list[Task]:
     tasks: dict[str, Task] = {}
     for record, raw in load_lines(path):
         where = Where(path, record)
@@ -76,7 +92,8 @@ def read(path: Path, text_key: str) -> list[Task]:
         task = tasks.setdefault(key, Task(ext_id, text, [], record))
         if task.text != text:
             raise where.fail(f"id '{key}' has another text on record {task.record}", text_key)
-        mark = _mark(where, line, meta)
+        mark = _set_mark(where, line, (meta, choices)) if choices.multiple else _mark(
+            where, line, meta)  # fmt: skip
         if mark is not None:
             task.marks.append(mark)
     return list(tasks.values())
@@ -92,17 +109,52 @@ def _mark(where: Where, line: dict[str, Any], meta: dict[str, Any]) -> Mark | No
     label = chosen[0] if chosen else (None if choice else line.get("label"))
     if label is not None:
         label = str(where.need(label, (str, int), "accept" if choice else "label"))
-    answer = line.get("answer")
+    answer = _answer(where, line)
     if answer is None:
-        score = meta.get("score", line.get("score"))
-        if score is not None:
-            score = float(where.need(score, (int, float), "meta.score"))
-        agent = where.need(meta.get("agent") or NAME, str, "meta.agent")
-        return machine_mark(agent, label, score) if label is not None else None
-    if answer not in ("accept", "reject", "ignore"):
-        raise where.fail(f"answer '{answer}' is not accept, reject or ignore", "answer")
+        return _machine(where, line, meta, label) if label is not None else None
     if answer == "ignore" or (answer == "reject" and not choice):
         return None
+    return person_mark(_annotator(where, line), label if answer == "accept" else None)
+
+
+def _set_mark(where: Where, line: dict[str, Any], how: tuple[dict[str, Any], Choices]
+              ) -> Mark | None:  # fmt: skip
+    """The mark one line of a multi-label project leaves (see the module docstring)."""
+    meta, choices = how
+    if "options" not in line and "accept" not in line:
+        if line.get("label") is not None:
+            raise where.fail("a binary answer accepts one label and says nothing of the others; "
+                             "a multi-label project takes choice lines (options, accept)",
+                             "label")  # fmt: skip
+        return None
+    answer = _answer(where, line)
+    accepted = line.get("accept") or []
+    if answer is None:
+        label = choices.read_set(where, accepted, "accept", required=False)
+        return _machine(where, line, meta, label) if label is not None else None
+    if answer != "accept":
+        return None
+    label = choices.read_set(where, accepted, "accept", required=True)
+    return person_mark(_annotator(where, line), label)
+
+
+def _answer(where: Where, line: dict[str, Any]) -> str | None:
+    """A line's answer (None: a pre-annotation)."""
+    answer = line.get("answer")
+    if answer is not None and answer not in ("accept", "reject", "ignore"):
+        raise where.fail(f"answer '{answer}' is not accept, reject or ignore", "answer")
+    return answer
+
+
+def _machine(where: Where, line: dict[str, Any], meta: dict[str, Any], label: str) -> Mark:
+    """A pre-annotation's mark: its agent and score from `meta`."""
+    score = meta.get("score", line.get("score"))
+    if score is not None:
+        score = float(where.need(score, (int, float), "meta.score"))
+    agent = where.need(meta.get("agent") or NAME, str, "meta.agent")
+    return machine_mark(agent, label, score)
+
+
+def _annotator(where: Where, line: dict[str, Any]) -> str:
     name = line.get("_annotator_id") or line.get("_session_id") or NAME
-    name = where.need(name, str, "_annotator_id")
-    return person_mark(name, label if answer == "accept" else None)
+    return where.need(name, str, "_annotator_id")
