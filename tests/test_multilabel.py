@@ -454,9 +454,14 @@ def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
     f1 = audit_f1(draws, EMOTIONS)
     assert f1 is not None and f1["audits"] == 3
     assert f1["micro_f1"]["value"] == pytest.approx(2 * 2 / (4 + 3))
-    assert f1["per_label"]["anger"] == {"precision": 1.0, "recall": 1.0, "machine": 2,
-                                        "people": 2, "both": 2}  # fmt: skip
-    assert f1["per_label"]["joy"]["precision"] == 0.0 and f1["per_label"]["joy"]["recall"] is None
+    anger = f1["per_label"]["anger"]
+    assert (anger["machine"], anger["people"], anger["both"]) == (2, 2, 2)
+    # 2 of 2: exact 95 % interval (0.025 ** (1/2), 1)
+    assert anger["precision"] == anger["recall"] == pytest.approx(
+        {"value": 1.0, "low": 0.025 ** 0.5, "high": 1.0})
+    joy = f1["per_label"]["joy"]
+    assert joy["precision"]["value"] == 0.0 and joy["recall"] is None
+    assert joy["precision"]["low"] == 0.0 and joy["precision"]["high"] == pytest.approx(0.975)
     assert f1["micro_f1"]["low"] <= f1["micro_f1"]["value"] <= f1["micro_f1"]["high"]
     assert audit_f1([], EMOTIONS) is None
 

@@ -229,7 +229,8 @@ def audit_f1(draws: list[tuple[str, str]], label_set: LabelSet, level: float = 0
              seed: int = 0) -> dict[str, Any] | None:  # fmt: skip
     """Micro/macro F1 of machine sets against people's sets on the audited items
     [(machine, human) encoded], each with a bootstrap interval, and per-label precision and
-    recall; None without audits."""
+    recall, each with an exact (Clopper-Pearson) interval; every figure is {value, low, high}.
+    None without audits."""
     from agent.types import decode_label_set, label_set_vector
 
     if not draws:
@@ -244,22 +245,34 @@ def audit_f1(draws: list[tuple[str, str]], label_set: LabelSet, level: float = 0
         tail = (1.0 - level) / 2
         out[name] = {"value": fn(pred, gold), "low": float(np.quantile(samples, tail)),
                      "high": float(np.quantile(samples, 1 - tail))}  # fmt: skip
-    out["per_label"] = _per_label(pred, gold, label_set)
+    out["per_label"] = _per_label(pred, gold, label_set, level)
     return out
 
 
-def _per_label(pred: np.ndarray, gold: np.ndarray, label_set: LabelSet) -> dict[str, Any]:
-    """Precision and recall of each label that the audited sets hold (point values, with
-    the counts behind them: machine-given, people-given, both)."""
+def _per_label(
+    pred: np.ndarray, gold: np.ndarray, label_set: LabelSet, level: float
+) -> dict[str, Any]:
+    """Precision and recall of each label that the audited sets hold, with the counts behind
+    them (machine-given, people-given, both). Each is a proportion of audited items (the
+    machine's or the people's sets holding the label), hence its binomial interval; None when
+    nobody gave the label."""
     out: dict[str, Any] = {}
     for c, name in enumerate(label_set.names):
         given, truth = int(pred[:, c].sum()), int(gold[:, c].sum())
         if given or truth:
             both = int((pred[:, c] & gold[:, c]).sum())
-            out[name] = {"precision": both / given if given else None,
-                         "recall": both / truth if truth else None,
+            out[name] = {"precision": _proportion(both, given, level),
+                         "recall": _proportion(both, truth, level),
                          "machine": given, "people": truth, "both": both}  # fmt: skip
     return out
+
+
+def _proportion(k: int, n: int, level: float) -> dict[str, float] | None:
+    """k of n as {value, low, high} with its two-sided interval at `level`; None for n = 0."""
+    if n == 0:
+        return None
+    low, high = proportion_interval(k, n, level)
+    return {"value": k / n, "low": float(low), "high": float(high)}
 
 
 def _micro_f1(pred: np.ndarray, gold: np.ndarray) -> float:
