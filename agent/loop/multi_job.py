@@ -145,16 +145,18 @@ def _one_round(
     picked = _select(state, currents, probs, _llm_batch(state, limits), rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
+    calls = 0  # this round's, as a single-label round's stats count them (the report sums them)
     if labeller is not None and items:
-        calls = labeller.calls
+        before = labeller.calls
         decisions = labeller.label(items)
-        report.llm_calls += labeller.calls - calls
+        calls = labeller.calls - before
+        report.llm_calls += calls
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
     cap = limits.batch_size if limits.llm_batch is not None else None
     answered = _answer_queue(state, oracle, (round_budget, cap), report)
     stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
-             "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
+             "human_labels": answered, "llm_calls": calls}  # fmt: skip
     state.store.finish_round(round_id, stats)
     report.rounds += 1
     report.selected += len(items)
