@@ -6,18 +6,17 @@ table (`agent.app.status`), the figures, and a table of the rounds behind them.
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import Any
 
 from agent.app.render import format_estimate
 from agent.app.report_data import RoundPoint, audit_confusion, round_points, spend
+from agent.app.report_page import PAGE, fields_table, figures_grid, html_page, rows_table
 from agent.app.report_plots import accuracy_plot, confusion_plot, llm_plot, spend_plot
 from agent.app.status import project_status
 from agent.config import ProjectConfig
 from agent.store.protocol import ProjectStore
 
-PAGE = "report.html"
 FIGURES = {
     "accuracy.png": "Estimated accuracy (with its 95% interval) after each round, against the "
     "human labels spent so far.",
@@ -63,20 +62,9 @@ def status_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _page(title: str, status: dict[str, Any], points: list[RoundPoint]) -> str:
-    esc = html.escape
-    table = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in status_rows(status))
-    figures = "".join(
-        f'<figure><img src="{name}" alt="{esc(caption)}"><figcaption>{esc(caption)}'
-        "</figcaption></figure>"
-        for name, caption in FIGURES.items()
-    )
-    return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>"
-        f"<h1>{esc(title)}</h1><h2>Status</h2><table class=\"status\">{table}</table>"
-        f"<h2>Figures</h2><div class=\"figures\">{figures}</div>"
-        f"<h2>Rounds</h2>{_rounds_table(points)}</body></html>\n"
-    )
+    return html_page(title, [("Status", fields_table(status_rows(status))),
+                             ("Figures", figures_grid(FIGURES)),
+                             ("Rounds", _rounds_table(points))])  # fmt: skip
 
 
 def _rounds_table(points: list[RoundPoint]) -> str:
@@ -93,16 +81,4 @@ def _rounds_table(points: list[RoundPoint]) -> str:
          f"{pct(p.llm_right)} of {p.llm_audits}" if p.llm_audits else "–")
         for p in points
     ]  # fmt: skip
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                   for r in rows)  # fmt: skip
-    return f'<table class="rounds"><tr>{cells}</tr>{body}</table>'
-
-
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}"
-    "table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{padding:.25em .8em;"
-    "border-bottom:1px solid #ddd;text-align:left}.status th{width:12em}"
-    ".figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(480px,1fr));gap:1em}"
-    "figure{margin:0}img{max-width:100%}figcaption{font-size:.9em;color:#555}"
-)
+    return rows_table(head, rows, "rounds")

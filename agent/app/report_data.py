@@ -9,8 +9,9 @@ the audited machine labels against people's answers, and the spend.
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -84,20 +85,30 @@ def round_points(store: ProjectStore, routing: RoutingConfig) -> list[RoundPoint
     votes = _round_votes(rows)
     people = {r["item_key"]: r["label"] for r in rows
               if r["source"] == Source.HUMAN.value and r["kind"] == Kind.LABEL.value}
-    points, calls = [], 0
-    for rnd in store.rounds():
-        if rnd["finished_at"] is None:
-            continue
-        calls += int(rnd["stats"].get("llm_calls", 0) or 0)
+    points = []
+    for rnd, spent, calls in _closed_rounds(store, rows):
         view = AsOf(store, rows, labels, rnd["finished_at"], rnd["id"])
         estimate = estimate_from_store(cast(ProjectStore, view), routing)
-        spent = sum(1 for r in view.annotations(source=Source.HUMAN.value, kind="label"))
         agree, compared, right, audits = _llm_figures(votes.get(rnd["id"], {}), people)
         figure = None if estimate is None else {
             "value": estimate.value, "low": estimate.low, "high": estimate.high}
         points.append(RoundPoint(rnd["id"], spent, calls, figure, agree, compared, right,
                                  audits))  # fmt: skip
     return points
+
+
+def _closed_rounds(
+    store: ProjectStore, rows: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], int, int]]:
+    """(round, human labels given by its close, LLM calls by then) of each closed round."""
+    human_at = sorted(r["created_at"] for r in rows
+                      if r["source"] == Source.HUMAN.value and r["kind"] == Kind.LABEL.value)
+    calls = 0
+    for rnd in store.rounds():
+        if rnd["finished_at"] is None:
+            continue
+        calls += int(rnd["stats"].get("llm_calls", 0) or 0)
+        yield rnd, bisect.bisect_right(human_at, rnd["finished_at"]), calls
 
 
 def _round_votes(rows: list[dict[str, Any]]) -> dict[int, dict[int, dict[str, Any]]]:
