@@ -440,12 +440,6 @@ def test_a_replay_file_of_sets_answers_and_a_bad_one_is_refused_first(tmp_path: 
         assert shaky["labels"] == ["anger", "sadness"] and "anger" in shaky["doubt"]
 
 
-def test_commands_without_a_multi_label_form_say_so_in_one_line(tmp_path: Path) -> None:
-    project = ml_project(tmp_path)
-    code, out = invoke("report", project)
-    assert code == 2 and "report is not supported for multi-label projects yet" in out
-
-
 def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
     from agent.routing.multi import audit_f1
 

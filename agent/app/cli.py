@@ -30,7 +30,6 @@ from agent.app.multi_cli import (
     export_sets_line,
     multi_status_text,
     resolve_label_sep,
-    single_label_only,
 )
 from agent.app.newproject import new_project
 from agent.app.plan import DEFAULT_ROUNDS, Plan
@@ -261,13 +260,16 @@ def report(
                      readable=False),
     ] = None,
 ) -> None:
-    """PNG plots of accuracy, the LLM, audits and spend per round, on one HTML page."""
+    """PNG plots of accuracy, the LLM, audits and spend per round, on one HTML page (of a
+    multi-label project: the exact-set estimate, F1 and each label's precision and recall)."""
+    from agent.app.multi_report import write_set_report
     from agent.app.report import write_report
 
-    config = single_label_only(_load_config(project), "report")
+    config = _load_config(project)
+    write = write_set_report if config.task == "multi_label" else write_report
     folder = out if out is not None else project / "report"
     with open_store(project) as store:
-        page = write_report(store, config, folder, f"labelagent report: {project.name}")
+        page = write(store, config, folder, f"labelagent report: {project.name}")
     typer.echo(str(page))
 
 

@@ -1,6 +1,6 @@
 """The multi-label forms of the CLI's commands (issue 21), kept out of `cli.py`: the
---label-sep option, `export` (corpus or a tool's file) and `status` of a multi-label project,
-and the one-line refusal of commands that have no multi-label form yet."""
+--label-sep option, and `export` (corpus or a tool's file) and `status` of a multi-label
+project."""
 
 from __future__ import annotations
 
@@ -58,13 +58,3 @@ def multi_status_text(project: Path, config: ProjectConfig, as_json: bool) -> st
     if as_json:
         return json.dumps(info, indent=2)
     return "\n".join(render_multi_status(info))
-
-
-def single_label_only(config: ProjectConfig, what: str) -> ProjectConfig:
-    """Refuse (one line) a command that multi-label projects do not have yet."""
-    if config.task == "multi_label":
-        raise InputError(f"{what} is not supported for multi-label projects yet; status and "
-                         "export give the estimate and the sets", field="task")  # fmt: skip
-    return config
-
-

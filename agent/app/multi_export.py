@@ -66,13 +66,16 @@ def render_multi_status(info: dict[str, Any]) -> list[str]:
              f"estimated exact-set accuracy: {format_set_estimate(info['estimated_accuracy'])}"]
     f1 = info.get("audit_f1")
     if f1:
-        lines.append(
-            f"audited sets ({f1['audits']}): micro-F1 {f1['micro_f1']['value']:.3f} "
-            f"({f1['micro_f1']['low']:.3f} - {f1['micro_f1']['high']:.3f}), macro-F1 "
-            f"{f1['macro_f1']['value']:.3f} ({f1['macro_f1']['low']:.3f} - "
-            f"{f1['macro_f1']['high']:.3f})"
-        )
+        lines.append(f"audited sets ({f1['audits']}): micro-F1 {format_figure(f1['micro_f1'])}"
+                     f", macro-F1 {format_figure(f1['macro_f1'])}")  # fmt: skip
     return lines
+
+
+def format_figure(figure: dict[str, float] | None) -> str:
+    """A figure of the audits with its interval, "0.812 (0.701 - 0.903)"; "–" for none."""
+    if figure is None:
+        return "–"
+    return f"{figure['value']:.3f} ({figure['low']:.3f} - {figure['high']:.3f})"
 
 
 def export_sets(

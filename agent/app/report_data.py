@@ -97,6 +97,13 @@ def round_points(store: ProjectStore, routing: RoutingConfig) -> list[RoundPoint
     return points
 
 
+def spend_points(store: ProjectStore) -> list[RoundPoint]:
+    """One point per closed round with only what was spent by its close (a multi-label
+    project's estimate and votes are not read per round)."""
+    return [RoundPoint(rnd["id"], spent, calls, None, None, 0, None, 0)
+            for rnd, spent, calls in _closed_rounds(store, store.annotations())]  # fmt: skip
+
+
 def _closed_rounds(
     store: ProjectStore, rows: list[dict[str, Any]]
 ) -> Iterator[tuple[dict[str, Any], int, int]]:

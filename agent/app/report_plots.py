@@ -1,4 +1,4 @@
-"""The report's four PNG figures (matplotlib, drawn off-screen with the Agg backend).
+"""The report's PNG figures (matplotlib, drawn off-screen with the Agg backend).
 
 Each function takes the plain figures of `report_data` and writes one PNG; a figure without
 data says so in its frame instead of drawing an empty axis.
@@ -153,4 +153,37 @@ def spend_plot(points: list[RoundPoint], spent: dict[str, Any], path: Path) -> P
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="best")
     ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def label_plot(audit_f1: dict[str, Any] | None, level: float, path: Path) -> Path:
+    """Each label's precision and recall on the audited sets, with their intervals at
+    `level` (a multi-label project; `audit_f1` as `status --json` gives it)."""
+    plt = _pyplot()
+    per_label = (audit_f1 or {}).get("per_label") or {}
+    names = list(per_label)
+    fig, ax = plt.subplots(figsize=(7, max(4.2, 0.32 * len(names) + 1.5)))
+    if not names:
+        _empty(ax, "no audited sets yet")
+    else:
+        y = np.arange(len(names))
+        for key, shift, colour in (("precision", -0.18, "tab:blue"),
+                                   ("recall", 0.18, "tab:orange")):  # fmt: skip
+            shown = [(i, per_label[n][key]) for i, n in enumerate(names) if per_label[n][key]]
+            if not shown:
+                continue
+            at = np.array([i for i, _ in shown]) + shift
+            value = np.array([f["value"] for _, f in shown])
+            err = np.array([[f["value"] - f["low"] for _, f in shown],
+                            [f["high"] - f["value"] for _, f in shown]])  # fmt: skip
+            ax.errorbar(value, at, xerr=err, fmt="o", color=colour, capsize=2, label=key)
+        ax.set_yticks(y, names, fontsize=8)
+        ax.invert_yaxis()  # label-set order, top to bottom
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel("share of audited sets")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(loc="best")
+    audits = (audit_f1 or {}).get("audits", 0)
+    ax.set_title(f"Precision and recall per label on {audits} audited sets "
+                 f"({level:.0%} intervals)", fontsize=10)  # fmt: skip
     return _save(fig, path)
