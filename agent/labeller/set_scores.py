@@ -18,6 +18,12 @@ from agent.types import LabelSet
 UNMENTIONED = 0.02  # P(in the set) of a label with no evidence at all (neither given nor seen)
 GIVEN_FLOOR, LEFT_OUT_CAP = 0.51, 0.49
 Payload = Mapping[str, Any]  # a validated answer: labels, considered, abstain, rationale
+# What each method's scores are, in words for status and the review screen.
+METHOD_WORDS = {
+    "logprob": "token log-probabilities",
+    "consistency": "share of samples holding the label",
+    "stated": "the LLM's stated confidence",
+}
 
 
 def given(payload: Payload) -> list[str]:
