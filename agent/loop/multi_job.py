@@ -17,11 +17,10 @@ from agent.config import RoutingConfig
 from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
+from agent.loop.multi_people import SetOracle, answer_queue, final_audit
 from agent.loop.state import LoopState
-from agent.routing.accuracy import final_audit_size
 from agent.routing.multi import (
     AUDIT,
-    AUDIT_META,
     CANDIDATES_META,
     SetEvidence,
     SetRoute,
@@ -43,7 +42,6 @@ from agent.types import (
     label_set_vector,
 )
 
-SetOracle = Callable[[Item], str | None]  # an item -> a person's encoded set (None: no answer)
 STRATEGY = "label_mean_uncertainty"
 COLD_START = 20  # people's sets before the classifier's uncertainty chooses (random before)
 EVIDENCE_WANTED = 150  # answered audits before the audit rate falls from census to steady
@@ -152,7 +150,8 @@ def _one_round(
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
     cap = limits.batch_size if limits.llm_batch is not None else None
-    answered = _answer_queue(state, oracle, (round_budget, cap), report)
+    answered = answer_queue(state, oracle, (round_budget, cap), report.human_labels)
+    report.human_labels += answered
     stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
              "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
     state.store.finish_round(round_id, stats)
@@ -293,38 +292,6 @@ def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Anno
                             "cached": decision.cached})  # fmt: skip
 
 
-def _answer_queue(
-    state: LoopState, oracle: SetOracle | None, limits: tuple[int | None, int | None],
-    report: MultiReport,
-) -> int:  # fmt: skip
-    """The simulated operator answers the pending queue, audits first, within the budget and
-    the round's cap (`limits`; None: no limit)."""
-    budget, cap = limits
-    if oracle is None:
-        return 0
-    limits_set = [n for n in (cap, None if budget is None else budget - report.human_labels)
-                  if n is not None]  # fmt: skip
-    room = max(0, min(limits_set)) if limits_set else None
-    if room == 0:
-        return 0
-    pending = state.store.pending(room)
-    answered = _record_answers(state, oracle, [e.item_key for e in pending])
-    report.human_labels += answered
-    return answered
-
-
-def _record_answers(state: LoopState, oracle: SetOracle, keys: list[int]) -> int:
-    """The oracle's sets for `keys`, recorded as people's labels; how many it gave."""
-    answers = []
-    for item in state.store.items(keys):
-        given = oracle(item)
-        if given is not None:
-            answers.append(Annotation(item.key, given, Source.HUMAN, Kind.LABEL, actor="oracle"))
-    if answers:
-        state.store.record_human_labels(answers, "oracle")
-    return len(answers)
-
-
 def final_pass(state: LoopState) -> int:
     """The classifier labels every item nobody has labelled or queued (its predicted set)."""
     currents = current_labels(state.store)
@@ -342,42 +309,3 @@ def final_pass(state: LoopState) -> int:
                                 Kind.LABEL, actor="classifier", confidence=p_right))  # fmt: skip
     state.store.add_annotations(notes)
     return len(notes)
-
-
-def machine_population(state: LoopState) -> list[tuple[int, str, float]]:
-    """(key, machine set, P(right)) of every item whose final set is not a person's: accepted
-    machine sets and the suggestions of items still waiting in the queue."""
-    currents = current_labels(state.store)
-    views = state.store.queue_views()
-    out = []
-    for key in state.pool.keys.tolist():
-        current = currents.get(key)
-        if current is not None and current.source in HUMAN_SOURCES:
-            continue
-        if current is not None and current.label is not None:
-            out.append((key, current.label, float(current.confidence or 0.0)))
-        elif key in views and views[key].suggestion.get("labels"):
-            s = views[key].suggestion
-            out.append((key, encode_label_set(s["labels"], state.label_set), float(s["p_right"])))
-    return out
-
-
-def final_audit(
-    state: LoopState, oracle: SetOracle, budgets: tuple[int | None, int | None],
-    rng: np.random.Generator,
-) -> int:
-    """A uniform random sample of the machine sets (sized as single-label's final audit, within
-    what is left of the budget), answered by people; its population and draws go to store
-    meta, where `exact_set_estimate` reads them."""
-    limits_budget, budget = budgets  # the run's whole human budget, and what is left of it
-    population = machine_population(state)
-    if not population:
-        return 0
-    size = final_audit_size(limits_budget, len(population), state.config.routing)
-    size = size if budget is None else min(size, budget)
-    drawn = rng.choice(len(population), size=size, replace=False)
-    draws = [population[int(i)] for i in drawn]
-    p = np.array([q for _, _, q in population])
-    state.store.set_meta(AUDIT_META, {"population": len(population), "mean": float(p.mean()),
-                                      "var": float(p.var()), "draws": draws})  # fmt: skip
-    return _record_answers(state, oracle, [k for k, _, _ in draws])
