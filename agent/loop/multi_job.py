@@ -288,8 +288,9 @@ def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Anno
     return Annotation(item.key, encoded, Source.LLM, Kind.VOTE, actor=decision.model,
                       confidence=None, rationale=decision.rationale,
                       prompt_hash=decision.prompt_hash, round=round_id,
-                      meta={"scores": list(decision.scores),
-                            "cached": decision.cached})  # fmt: skip
+                      meta={"scores": list(decision.scores), "cached": decision.cached,
+                            "confidence_method": decision.method,
+                            **decision.note})  # fmt: skip
 
 
 def final_pass(state: LoopState) -> int:
