@@ -1,17 +1,25 @@
 """`labelagent run` on a multi-label project (issue 21), through the CLI on a real on-disk
-project of go_emotions rows: how the LLM's per-label scores were read is kept with each answer
-and told by `status`."""
+project of go_emotions rows, the LLM over real HTTP (the OpenAI-compatible test server): how
+the LLM's per-label scores were read is kept with each answer and told by `status`;
+`--llm-budget` stops asking the LLM after N paid calls."""
 
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
+from llm_fixtures import make_test_backend
 from typer.testing import CliRunner
 
 from agent.app.cli import app
+from agent.config import LLMConfig, ProjectConfig
+from agent.llm.item_markup import find_items
+from agent.llm.test_server import LLMTestServer
 from agent.store.sqlite import Store
+from agent.types import LabelSet
 
 GO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "go_emotions"
 
@@ -54,3 +62,77 @@ def test_status_says_how_the_llm_scores_were_read(tmp_path: Path) -> None:
     assert code == 0 and "LLM scores per label from token log-probabilities (20 items)" in out
     code, out = invoke("status", project, "--json")
     assert json.loads(out)["llm_confidence"] == {"logprob": 20}
+
+
+def gold_sets(gold: Path, data: Path) -> dict[str, list[str]]:
+    """Item text -> its gold label names, from the project's two files."""
+    with data.open(encoding="utf-8", newline="") as d, gold.open(encoding="utf-8", newline="") as g:
+        texts = {r["id"]: r["text"] for r in csv.DictReader(d)}
+        return {texts[r["id"]]: r["labels"].split("|") for r in csv.DictReader(g)}
+
+
+def set_policy(sets: dict[str, list[str]]) -> Any:
+    """A test-server policy answering each item's gold set."""
+
+    def policy(body: dict[str, Any]) -> str:
+        (_, text), *_ = find_items(body["messages"])
+        names = sets.get(text, ["neutral"])
+        return json.dumps({"labels": [{"label": n, "confidence": 0.9} for n in names],
+                           "considered": [], "abstain": False, "rationale": "gold"})  # fmt: skip
+
+    return policy
+
+
+def test_llm_budget_stops_asking_the_llm_after_n_paid_calls_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--llm-budget 25 with rounds of 20 over HTTP: 20 items asked, then the 5 calls left, then
+    none; the round line and the summary say so. Budgets are the project's: a second run with
+    the same budget pays for nothing more."""
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    project, gold = go_project(tmp_path, 80)
+    with LLMTestServer(policy=set_policy(gold_sets(gold, tmp_path / "data.csv"))) as server:
+        run = ("run", project, "--llm", "openai/test-model", "--api-base", server.base_url,
+               "--oracle-file", gold, "--rounds", "3", "--batch-size", "20",
+               "--llm-budget", "25")  # fmt: skip
+        code, out = invoke(*run)
+        assert code == 0, out
+        assert server.stats.requests == 25
+        text = " ".join(out.split())
+        assert "round 2: selected 5," in text and "LLM calls 25; LLM budget of 25 calls reached" \
+            in text  # fmt: skip
+        assert "round 3: selected 20," in text  # the rounds go on without the LLM
+        assert "LLM in this run: 25 paid calls, 0 cache hits; LLM budget of 25 calls reached" \
+            in text  # fmt: skip
+        code, again = invoke(*run)
+        assert code == 0 and server.stats.requests == 25 and "LLM in this run: 0 paid" in again
+    with Store.open(project) as store:
+        assert store.cache_totals()["calls"] == 25
+
+
+@pytest.mark.parametrize(("ignore_n", "calls", "selected"), [(False, 10, [3, 7]),
+                                                              (True, 9, [3, 10])])
+def test_samples_are_paid_calls_of_the_budget(
+    tmp_path: Path, ignore_n: bool, calls: int, selected: list[int]
+) -> None:
+    """Without logprobs an item takes llm.samples samples. A budget of 10 with 3 samples: the
+    first round asks about 3 items (at most 9 calls); where the server takes `n` they took one
+    call each, so the next round asks about the 7 the budget has left; where it does not, each
+    took 3 calls and the next round goes on without the LLM."""
+    from agent.embed import HashingEmbedder
+    from agent.loop.session import LabelingSession
+
+    labels = LabelSet(("anger", "joy", "sadness", "neutral"))
+    texts = [f"comment number {i}" for i in range(30)]
+    config = ProjectConfig(task="multi_label", llm=LLMConfig(samples=3))
+    session = LabelingSession.from_texts(texts, labels, multi_label=True, config=config,
+                                         embedder=HashingEmbedder())  # fmt: skip
+    with LLMTestServer(policy=set_policy({}), ignore_n=ignore_n) as server:
+        session.backend = make_test_backend("openai", server.base_url, supports_logprobs=False)
+        report = session.run_sets(rounds=2, batch_size=10, llm_budget=10)
+        assert server.stats.requests == calls
+    assert report.llm_calls == calls and report.llm_budget_reached
+    assert [r["selected"] for r in report.per_round] == selected
+    note = report.per_round[-1]["llm_note"]
+    assert note == "LLM budget of 10 calls reached: the LLM is not asked"
+    session.close()

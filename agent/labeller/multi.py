@@ -105,11 +105,18 @@ class MultiLabeller:
         self.budget = budget or Budget(config.budget_calls, config.budget_usd)
         self.budget_reached = False  # a call was refused by the budget
         self.calls = 0
+        self.items_paid = 0  # items that took at least one paid call
         self.cache_hits = 0
 
     @property
-    def calls_per_item(self) -> int:
-        """Paid calls an item takes at least: its samples, or one."""
+    def calls_per_item(self) -> float:
+        """Paid calls an item takes: as seen so far (samples share a call where the backend
+        takes `n`; re-asks add calls), before any, the most it may take: its samples."""
+        if self.items_paid:
+            return self.calls / self.items_paid
+        return float(self._samples())
+
+    def _samples(self) -> int:
         return self.config.samples if self.method == "consistency" else 1
 
     def limit_calls(self, left: int) -> None:
@@ -174,13 +181,14 @@ class MultiLabeller:
         samples: list[Payload | None] = []
         paid = False
         for call in itertools.count():
-            if len(samples) >= self.calls_per_item:
+            if len(samples) >= self._samples():
                 break
             key = self._key(item, call)
             entry = self.store.cache_get(key)
             if entry is None:
-                entry = await self._paid_answer(key, messages, self.calls_per_item - len(samples))
+                self.items_paid += not paid
                 paid = True
+                entry = await self._paid_answer(key, messages, self._samples() - len(samples))
                 if entry is None:
                     break
             got = entry.get("samples", [entry])

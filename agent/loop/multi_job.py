@@ -2,7 +2,8 @@
 label -> people answer -> retrain, then a final pass and a final audit for the estimate.
 
 It works on the same store as single-label (items, append-only annotations, queue, caches):
-a set is one annotation whose `label` is the set's canonical text (`encode_label_set`).
+a set is one annotation whose `label` is the set's canonical text (`encode_label_set`). The LLM
+stops being asked once the run's call budget is spent (`agent.loop.multi_plan`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
 from agent.loop.multi_people import SetOracle, answer_queue, final_audit
+from agent.loop.multi_plan import budget_note, cap_llm, llm_room
 from agent.loop.state import LoopState
 from agent.routing.multi import (
     AUDIT,
@@ -61,6 +63,7 @@ class MultiLimits:
     # then answer at most `batch_size` a round, the most doubtful first; None: `batch_size`,
     # and people answer every queued item each round.
     llm_batch: int | None = None
+    llm_budget: int | None = None  # paid LLM calls in all (the project's), None: no limit
 
 
 @dataclass
@@ -75,6 +78,7 @@ class MultiReport:
     final_audit: int = 0
     stop_reason: str = "rounds done"
     per_round: list[dict[str, Any]] = field(default_factory=list)
+    llm_budget_reached: bool = False
 
 
 def fit_classifier(state: LoopState, currents: Mapping[int, Any] | None = None) -> OneVsRest:
@@ -106,7 +110,10 @@ def run_multi_job(
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> MultiReport:
     """The rounds, then the final pass and audit; every decision lands in the store at once."""
+    notify = on_event or (lambda _kind, _data: None)
     report = MultiReport()
+    if labeller is not None:
+        cap_llm(labeller, state.store, limits.llm_budget)
     budget = limits.human_budget
     final_share = state.config.routing.final_audit_share if budget is not None else 0.0
     round_budget = None if budget is None else int(budget * (1.0 - final_share))
@@ -116,8 +123,7 @@ def run_multi_job(
             report.stop_reason = "human budget spent"
             break
         done = _one_round(state, limits, labeller, oracle, (rng, report, round_budget))
-        if on_event is not None:
-            on_event("round", done)
+        notify("round", done)
         if done["selected"] == 0 and done["human_labels"] == 0:
             report.stop_reason = "pool exhausted"
             break
@@ -126,8 +132,7 @@ def run_multi_job(
         left = None if budget is None else max(budget - report.human_labels, 0)
         report.final_audit = final_audit(state, oracle, (budget, left), rng)
         report.human_labels += report.final_audit
-    if on_event is not None:
-        on_event("final", {"labelled": report.final_labelled, "audited": report.final_audit})
+    notify("final", {"labelled": report.final_labelled, "audited": report.final_audit})
     return report
 
 
@@ -140,20 +145,25 @@ def _one_round(
     currents = current_labels(state.store)  # read once: fit and selection share it
     model = fit_classifier(state, currents)
     probs = model.predict_proba(state.pool.vectors)
-    picked = _select(state, currents, probs, _llm_batch(state, limits), rng)
+    asking, size = _asking(labeller, report, _llm_batch(state, limits), limits.batch_size)
+    picked = _select(state, currents, probs, size, rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
-    if labeller is not None and items:
-        calls = labeller.calls
-        decisions = labeller.label(items)
-        report.llm_calls += labeller.calls - calls
+    if asking is not None and items:
+        calls = asking.calls
+        decisions = asking.label(items)
+        report.llm_calls += asking.calls - calls
+        report.llm_budget_reached |= asking.budget_reached or llm_room(asking) == 0
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
     cap = limits.batch_size if limits.llm_batch is not None else None
     answered = answer_queue(state, oracle, (round_budget, cap), report.human_labels)
     report.human_labels += answered
-    stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
-             "human_labels": answered, "llm_calls": report.llm_calls}  # fmt: skip
+    stats: dict[str, Any] = {"round": round_id, "selected": len(items), "auto_accepted": auto,
+                             "queued": queued, "human_labels": answered,
+                             "llm_calls": report.llm_calls}  # fmt: skip
+    if labeller is not None and report.llm_budget_reached:
+        stats["llm_note"] = budget_note(limits.llm_budget)
     state.store.finish_round(round_id, stats)
     report.rounds += 1
     report.selected += len(items)
@@ -161,6 +171,18 @@ def _one_round(
     report.queued += queued
     report.per_round.append(stats)
     return stats
+
+
+def _asking(
+    labeller: MultiLabeller | None, report: MultiReport, llm_size: int, batch_size: int
+) -> tuple[MultiLabeller | None, int]:
+    """(the labeller to ask this round, or None, and how many items to select): at most what
+    its budget has calls left for; once it has none, the round goes on without the LLM."""
+    room = None if labeller is None else llm_room(labeller)
+    if labeller is None or report.llm_budget_reached or room == 0:
+        report.llm_budget_reached |= labeller is not None
+        return None, batch_size
+    return labeller, llm_size if room is None else min(llm_size, room)
 
 
 def _llm_batch(state: LoopState, limits: MultiLimits) -> int:
