@@ -1,12 +1,14 @@
 """`labelagent run` on a multi-label project (issue 21), through the CLI on a real on-disk
 project of go_emotions rows, the LLM over real HTTP (the OpenAI-compatible test server): how
 the LLM's per-label scores were read is kept with each answer and told by `status`;
-`--llm-budget` stops asking the LLM after N paid calls."""
+`--llm-budget` stops asking the LLM after N paid calls; a rerun finishes an interrupted run
+and `--fresh` starts anew."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ from agent.app.cli import app
 from agent.config import LLMConfig, ProjectConfig
 from agent.llm.item_markup import find_items
 from agent.llm.test_server import LLMTestServer
+from agent.loop.multi_job import MultiLimits, run_multi_job
 from agent.store.sqlite import Store
-from agent.types import LabelSet
+from agent.types import LabelSet, encode_label_set
 
 GO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "go_emotions"
 
@@ -136,3 +139,48 @@ def test_samples_are_paid_calls_of_the_budget(
     note = report.per_round[-1]["llm_note"]
     assert note == "LLM budget of 10 calls reached: the LLM is not asked"
     session.close()
+
+
+def interrupted_run(project: Path, gold: Path, limits: MultiLimits) -> None:
+    """A run of `limits` killed after its first round (as a Ctrl-C would stop it)."""
+    from agent.loop.session import LabelingSession
+
+    session = LabelingSession.open(project)
+    with gold.open(encoding="utf-8", newline="") as handle:
+        by_id = {r["id"]: r["labels"].split("|") for r in csv.DictReader(handle)}
+    sets = {it.key: encode_label_set(by_id[it.id], session.label_set) for it in
+            session.store.items()}  # fmt: skip
+
+    def kill(kind: str, data: dict[str, Any]) -> None:
+        if kind == "round":
+            raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_multi_job(session, limits, None, lambda item: sets[item.key], kill)
+    finally:
+        session.close()
+
+
+def test_a_rerun_finishes_the_interrupted_run_and_fresh_starts_anew(tmp_path: Path) -> None:
+    """As single-label's `run`: a rerun with the same plan does only the rounds left, within
+    the same human budget (people's answers in the killed run count); --fresh starts a new
+    run of all its rounds."""
+    flags = ("--llm", "none", "--rounds", "3", "--batch-size", "10", "--human-budget", "30")
+    limits = MultiLimits(3, 10, 30)  # what those flags make
+    for name, extra in (("resumed", ()), ("fresh", ("--fresh",))):
+        (tmp_path / name).mkdir()
+        project, gold = go_project(tmp_path / name, 80)
+        interrupted_run(project, gold, limits)
+        code, out = invoke("run", project, "--oracle-file", gold, *flags, *extra)
+        assert code == 0, out
+        rounds = re.findall(r"^round \d+:", out, re.M)
+        with Store.open(project) as store:
+            people = len(store.annotations(source="human"))
+        if extra:
+            assert "finishing" not in out and len(rounds) == 3
+        else:
+            assert "finishing the interrupted run: 1 of 3 rounds were done" in " ".join(
+                out.split()) and len(rounds) == 2  # fmt: skip
+            assert people <= 30, people  # the human budget held across the kill
+

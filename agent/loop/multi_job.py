@@ -2,14 +2,15 @@
 label -> people answer -> retrain, then a final pass and a final audit for the estimate.
 
 It works on the same store as single-label (items, append-only annotations, queue, caches):
-a set is one annotation whose `label` is the set's canonical text (`encode_label_set`). The LLM
-stops being asked once the run's call budget is spent (`agent.loop.multi_plan`).
+a set is one annotation whose `label` is the set's canonical text (`encode_label_set`). A rerun
+of a run that was killed finishes its plan, and the LLM stops being asked once the run's call
+budget is spent (`agent.loop.multi_plan`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
 from agent.loop.multi_people import SetOracle, answer_queue, final_audit
-from agent.loop.multi_plan import budget_note, cap_llm, llm_room
+from agent.loop.multi_plan import begin_multi_run, budget_note, cap_llm, llm_room
+from agent.loop.resume import finish_run
 from agent.loop.state import LoopState
 from agent.routing.multi import (
     AUDIT,
@@ -78,6 +80,7 @@ class MultiReport:
     final_audit: int = 0
     stop_reason: str = "rounds done"
     per_round: list[dict[str, Any]] = field(default_factory=list)
+    resumed_rounds: int = 0  # rounds of the same plan an interrupted run finished earlier
     llm_budget_reached: bool = False
 
 
@@ -108,17 +111,24 @@ def run_multi_job(
     labeller: MultiLabeller | None,
     oracle: SetOracle | None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    *,
+    fresh: bool = False,
 ) -> MultiReport:
-    """The rounds, then the final pass and audit; every decision lands in the store at once."""
+    """The rounds, then the final pass and audit; every decision lands in the store at once.
+    A rerun of an unfinished plan (the same limits) does only its remaining rounds within
+    the same human budget, unless `fresh`; `report.human_labels` counts the plan's."""
     notify = on_event or (lambda _kind, _data: None)
-    report = MultiReport()
+    resumed = begin_multi_run(state.store, asdict(limits), fresh)
+    report = MultiReport(resumed_rounds=resumed.rounds, human_labels=resumed.human_labels)
+    if resumed.rounds:
+        notify("resume", {"rounds_done": resumed.rounds, "rounds": limits.rounds})
     if labeller is not None:
         cap_llm(labeller, state.store, limits.llm_budget)
     budget = limits.human_budget
     final_share = state.config.routing.final_audit_share if budget is not None else 0.0
     round_budget = None if budget is None else int(budget * (1.0 - final_share))
     rng = np.random.default_rng(state.config.seed)
-    for _ in range(limits.rounds):
+    for _ in range(limits.rounds - resumed.rounds):
         if round_budget is not None and report.human_labels >= round_budget:
             report.stop_reason = "human budget spent"
             break
@@ -133,6 +143,7 @@ def run_multi_job(
         report.final_audit = final_audit(state, oracle, (budget, left), rng)
         report.human_labels += report.final_audit
     notify("final", {"labelled": report.final_labelled, "audited": report.final_audit})
+    finish_run(state.store)
     return report
 
 
