@@ -14,7 +14,6 @@ slot's alternatives with theirs.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +23,8 @@ import numpy as np
 from agent.errors import ConfigError
 from agent.llm.annotators import CHARS_PER_TOKEN, CONCENTRATION, OVERCONFIDENCE, confusion_weights
 from agent.llm.item_markup import PromptTexts, find_items
-from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
+from agent.llm.protocol import ChatRequest, ChatResponse, Usage
+from agent.llm.set_reply import spelled
 from agent.types import LabelSet, text_hash
 
 MULTI_PENALTY = 0.6  # an item with 2+ gold labels is exactly right this much as often
@@ -142,25 +142,6 @@ class SimulatedMultiLLM:
         if mean >= 1.0 or mean <= 0.0:
             return mean
         return float(rng.beta(mean * CONCENTRATION, (1.0 - mean) * CONCENTRATION))
-
-
-def spelled(answer: dict[str, Any], logprobs: bool) -> ChatChoice:
-    """The reply to `answer` (labels, considered, abstain, rationale) as JSON text, with
-    tokens whose log-probabilities are the chances it states (when `logprobs`)."""
-    considered = [(e["label"], math.log(max(e["confidence"], 1e-9))) for e in answer["considered"]]
-    pieces: list[tuple[str, float, list[tuple[str, float]]]] = [('{"labels": [', 0.0, [])]
-    for slot, entry in enumerate(answer["labels"]):
-        logprob = math.log(max(entry["confidence"], 1e-9))
-        rivals = considered if slot == 0 else []  # a left-out label could have come first
-        name = json.dumps(entry["label"])[1:-1]  # as the JSON text writes it
-        pieces.append(((", " if slot else "") + '{"label": "', 0.0, []))
-        pieces.append((name, logprob, [(name, logprob), *rivals]))
-        pieces.append((f'", "confidence": {json.dumps(entry["confidence"])}}}', 0.0, []))
-    rest = {k: answer[k] for k in ("considered", "abstain", "rationale")}
-    pieces.append(("], " + json.dumps(rest)[1:], 0.0, []))
-    text = "".join(p[0] for p in pieces)
-    tokens = [TokenLogprob(tok, lp, top) for tok, lp, top in pieces] if logprobs else None
-    return ChatChoice(text=text, logprobs=tokens, finish_reason="stop")
 
 
 class ReplayMultiLLM(SimulatedMultiLLM):
