@@ -137,7 +137,7 @@ def test_samples_are_paid_calls_of_the_budget(
     assert report.llm_calls == calls and report.llm_budget_reached
     assert [r["selected"] for r in report.per_round] == selected
     note = report.per_round[-1]["llm_note"]
-    assert note == "LLM budget of 10 calls reached: the LLM is not asked"
+    assert note == "LLM budget of 10 calls reached: the LLM is not asked again"
     session.close()
 
 

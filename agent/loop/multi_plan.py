@@ -65,4 +65,4 @@ def llm_room(labeller: MultiLabeller) -> int | None:
 def budget_note(llm_budget: int | None) -> str:
     """The progress line's and summary's words once the budget is spent."""
     what = f"of {llm_budget} calls" if llm_budget is not None else "(llm.budget_calls/usd)"
-    return f"LLM budget {what} reached: the LLM is not asked"
+    return f"LLM budget {what} reached: the LLM is not asked again"
