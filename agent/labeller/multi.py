@@ -186,9 +186,9 @@ class MultiLabeller:
             key = self._key(item, call)
             entry = self.store.cache_get(key)
             if entry is None:
-                self.items_paid += not paid
-                paid = True
                 entry = await self._paid_answer(key, messages, self._samples() - len(samples))
+                self.items_paid += not paid  # counted once its calls are made
+                paid = True
                 if entry is None:
                     break
             got = entry.get("samples", [entry])
