@@ -96,6 +96,23 @@ def test_a_reply_without_logprobs_falls_back_to_the_stated_word_and_says_so(
                                               "neutral": 0.02})  # fmt: skip
 
 
+def test_an_answer_paid_for_before_logprobs_were_read_is_not_paid_again(
+    llm_server: LLMTestServer, store: Store
+) -> None:
+    """A stated answer in the cache (from a run with logprobs off) serves a run that reads
+    logprobs: no call, scored by its stated word and flagged; a new item is asked with them."""
+    llm_server.policy = lambda body: answer("anger", stated=0.9)
+    backend = make_test_backend("openai", llm_server.base_url)
+    label_one(backend, store, LLMConfig(samples=1, logprobs="never"))
+    reader, decision = label_one(backend, store, LLMConfig(samples=1))
+    assert reader.method == "logprob" and reader.calls == 0 and llm_server.stats.requests == 1
+    assert decision.method == "stated" and decision.cached and scores(decision)["anger"] == 0.9
+    store.add_items([("b", "what a lovely surprise", None)])
+    fresh = MultiLabeller(backend, EMOTIONS, LLMConfig(samples=1), store)
+    _, new = fresh.label(store.items())
+    assert fresh.calls == 1 and new is not None and new.method == "logprob"
+
+
 def cycling(*sets: tuple[str, ...]) -> Any:
     turns = count()
 

@@ -183,10 +183,10 @@ class MultiLabeller:
         for call in itertools.count():
             if len(samples) >= self._samples():
                 break
-            key = self._key(item, call)
-            entry = self.store.cache_get(key)
+            entry = self._cached(item, call)
             if entry is None:
-                entry = await self._paid_answer(key, messages, self._samples() - len(samples))
+                entry = await self._paid_answer(self._key(item, call), messages,
+                                                self._samples() - len(samples))  # fmt: skip
                 self.items_paid += not paid  # counted once its calls are made
                 paid = True
                 if entry is None:
@@ -200,15 +200,26 @@ class MultiLabeller:
         self.cache_hits += not paid
         return self._decision(samples, cached=not paid)
 
-    def _key(self, item: Item, call: int) -> str:
+    def _cached(self, item: Item, call: int) -> dict[str, Any] | None:
+        """The cached answer of the `call`-th paid call about `item`. Where logprobs are read
+        and none is cached, an answer paid for before they were (its stated key, the same
+        question at the same temperature) serves rather than being paid for again; it is
+        scored by its stated word, and says so."""
+        entry = self.store.cache_get(self._key(item, call))
+        if entry is None and self.method == "logprob":
+            entry = self.store.cache_get(self._key(item, call, "stated"))
+        return entry
+
+    def _key(self, item: Item, call: int, method: str | None = None) -> str:
         """The cache key of one paid call about `item`. Sampling settings are part of the
         question (a reply at another temperature or token limit is another answer), and so is
         the method: a reply read for its logprobs, or the `call`-th call of a vote, is never
         served from another's entry. A stated answer keeps the key it always had."""
+        method = method or self.method
         asked = f"{self._temperature()}|{self._max_tokens()}"
-        if self.method == "logprob":
+        if method == "logprob":
             asked += "|logprob"
-        elif self.method == "consistency":
+        elif method == "consistency":
             asked += f"|consistency|{call}"
         return hashlib.sha256(
             f"{SCHEMA_NAME}|{self.backend.model}|{self.prompt_hash}|{asked}|{item.text_hash}"
