@@ -88,6 +88,35 @@ def test_the_local_backend_speaks_the_protocol_and_answers_inside_the_label_set(
     store.close()
 
 
+def test_a_multi_label_item_gets_every_label_scored_yes_or_no(
+    any_local_backend: ChatBackend, tmp_path: Path
+) -> None:
+    """The set labeller on the real model: each label's P(yes) comes back as logprobs, the set
+    is never empty, every label has a score of its own (issue 21)."""
+    from agent.labeller.multi import MultiLabeller
+
+    emotions = LabelSet(("anger", "joy", "sadness", "surprise"),
+                        ("the text is angry", "the text is happy", "the text is sad",
+                         "the text is surprised"))  # fmt: skip
+    texts = ["I am so angry I could scream", "best day ever, I am thrilled", "wow, I did not "
+             "expect that at all"]  # fmt: skip
+    store = Store.create(tmp_path / "m", emotions)
+    store.add_items([(f"t{i}", t, None) for i, t in enumerate(texts)])
+    labeller = MultiLabeller(any_local_backend, emotions, LLMConfig(model="local"), store)
+    decisions = labeller.label(store.items())
+    assert labeller.method == "logprob" and labeller.calls == len(texts)
+    for decision in decisions:
+        assert decision is not None and decision.method == "logprob" and decision.labels
+        assert all(0.0 < s < 1.0 for s in decision.scores)
+        assert all(decision.scores[emotions.index(n)] > 0.5 for n in decision.labels)
+    assert len({round(s, 3) for d in decisions if d for s in d.scores}) > 2  # not one constant
+    again = MultiLabeller(any_local_backend, emotions, LLMConfig(model="local"), store)
+    assert [d and d.scores for d in again.label(store.items())] == [d and d.scores
+                                                                   for d in decisions]
+    assert again.calls == 0  # cached
+    store.close()
+
+
 def test_confidence_is_a_softmax_over_the_whole_label_set(local_backend: ChatBackend) -> None:
     schema = {"properties": {"label": {"enum": [*LABELS.names, "__abstain__"]}}}
     request = ChatRequest(

@@ -460,7 +460,7 @@ def test_audit_f1_gives_micro_macro_and_per_label_figures() -> None:
     assert audit_f1([], EMOTIONS) is None
 
 
-@pytest.mark.parametrize("flags", [["--llm-budget", "5"], ["--fresh"], ["--engine", "ray"]])
+@pytest.mark.parametrize("flags", [["--engine", "ray"], ["--ray-address", "ray://x:10001"]])
 def test_run_flags_without_a_multi_label_form_are_refused_not_ignored(
     tmp_path: Path, flags: list[str]
 ) -> None:

@@ -17,10 +17,12 @@ from agent.app.formats import format_module
 from agent.app.formats.choices import Choices
 from agent.app.formats.collect import collect_tasks
 from agent.config import ProjectConfig
+from agent.labeller.set_scores import METHOD_WORDS
 from agent.loop.multi_results import COLUMNS, LIST_COLUMNS, set_records
 from agent.routing.multi import AUDIT_META, audit_f1, exact_set_estimate
 from agent.routing.sources import HUMAN_SOURCES, current_labels
 from agent.store.protocol import ProjectStore
+from agent.types import Source
 
 
 def multi_status(store: ProjectStore, config: ProjectConfig) -> dict[str, Any]:
@@ -40,7 +42,20 @@ def multi_status(store: ProjectStore, config: ProjectConfig) -> dict[str, Any]:
     return {"task": "multi_label", "items": items, "by_status": by_status,
             "queue": store.queue_counts(), "estimated_accuracy": estimate,
             "audit_f1": audit_f1(draws, store.label_set, level),
+            "llm_confidence": llm_methods(store),
             "label_set": list(store.label_set.names)}  # fmt: skip
+
+
+def llm_methods(store: ProjectStore) -> dict[str, int]:
+    """How the LLM's per-label scores were read, by method: items whose newest LLM answer
+    each method scored (an answer from before methods were kept was a stated one)."""
+    counts: dict[str, int] = {}
+    for row in store.latest_votes(Source.LLM.value).values():
+        meta = row.get("meta") or {}
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        method = str(meta.get("confidence_method", "stated"))
+        counts[method] = counts.get(method, 0) + 1
+    return counts
 
 
 def _audited(audit: dict[str, Any] | None, truth: dict[int, str]) -> int:
@@ -64,6 +79,10 @@ def render_multi_status(info: dict[str, Any]) -> list[str]:
     lines = [f"{info['items']} items (multi-label): {statuses}",
              f"queue: {json.dumps(info['queue'])}",
              f"estimated exact-set accuracy: {format_set_estimate(info['estimated_accuracy'])}"]
+    methods = info.get("llm_confidence")
+    if methods:
+        lines.append("LLM scores per label from " + ", ".join(
+            f"{METHOD_WORDS.get(m, m)} ({n} items)" for m, n in sorted(methods.items())))
     f1 = info.get("audit_f1")
     if f1:
         lines.append(f"audited sets ({f1['audits']}): micro-F1 {format_figure(f1['micro_f1'])}"

@@ -4,6 +4,7 @@ sets), the simulated operator, the run lock, the job and its summary."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from agent.config import ProjectConfig
 from agent.errors import InputError
 from agent.llm.protocol import ChatBackend
 from agent.loop.multi_job import MultiLimits, SetOracle, run_multi_job
+from agent.loop.multi_plan import budget_note
+from agent.loop.resume import INTERRUPTED_NOTE
 from agent.loop.runlock import RunLock, default_holder
 from agent.loop.session import LabelingSession
 from agent.types import Item, decode_label_set
@@ -69,6 +72,7 @@ def run_multi_project(
         if config.llm.model is not None and config.llm.model.startswith("replay:"):
             replay_sets(Path(config.llm.model.partition(":")[2]), session.store, sep)  # early
         with RunLock(session.store, default_holder(), force=options.force):
+            session.store.close_interrupted_rounds(INTERRUPTED_NOTE)  # a killed run's round
             _run_locked(session, project, options, (gold, sep), console)
     finally:
         session.close()
@@ -76,15 +80,9 @@ def run_multi_project(
 
 def refuse_unsupported(options: RunOptions) -> None:
     """One line for a flag the multi-label job does not honour yet, never a silent ignore."""
-    plan = options.plan
-    given = [flag for flag, on in (
-        ("--llm-budget", plan.llm_budget is not None),
-        ("--fresh", options.fresh),
-        ("--engine ray / --ray-address", options.engine == "ray" or bool(options.ray_address)),
-    ) if on]  # fmt: skip
-    if given:
-        raise InputError(f"{given[0]} is not supported for multi-label projects yet",
-                         field="task")  # fmt: skip
+    if options.engine == "ray" or options.ray_address:
+        raise InputError("--engine ray / --ray-address is not supported for multi-label "
+                         "projects yet", field="task")  # fmt: skip
 
 
 def _run_locked(
@@ -109,25 +107,38 @@ def _run_locked(
     # --target-accuracy: the exact-set accuracy that routing certifies for the LLM-answered
     # items as routed (people's sets right, accepted ones as audited)
     limits = MultiLimits(plan.rounds, plan.batch_size or config.batch_size, plan.human_budget,
-                         plan.target_accuracy)  # fmt: skip
-
-    def on_event(kind: str, data: dict[str, Any]) -> None:
-        if kind == "round":
-            console.print(f"round {data['round']}: selected {data['selected']}, auto "
-                          f"{data['auto_accepted']}, queued {data['queued']}, people answered "
-                          f"{data['human_labels']}, LLM calls {data['llm_calls']}")  # fmt: skip
-        else:
-            console.print(f"final pass: classifier labelled {data['labelled']}; final audit "
-                          f"{data['audited']}")  # fmt: skip
-
-    report = run_multi_job(session, limits, labeller, _oracle(gold), on_event)
+                         plan.target_accuracy, llm_budget=plan.llm_budget)  # fmt: skip
+    report = run_multi_job(session, limits, labeller, _oracle(gold), _progress(console),
+                           fresh=options.fresh)  # fmt: skip
     console.print(f"stopped: {report.stop_reason}")
     info = multi_status(session.store, config)
     estimate = format_set_estimate(info["estimated_accuracy"])
     console.print(f"estimated exact-set accuracy: {estimate}", soft_wrap=True)
     if labeller is not None:
+        spent = budget_note(plan.llm_budget) if report.llm_budget_reached else ""
         console.print(f"LLM in this run: {labeller.calls} paid calls, {labeller.cache_hits} cache "
-                      "hits")  # fmt: skip
+                      "hits" + (f"; {spent}" if spent else ""), soft_wrap=True)  # fmt: skip
+
+
+def _progress(console: Console) -> Callable[[str, dict[str, Any]], None]:
+    """The job's events as lines: a resumed plan, each round, the final pass."""
+
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "resume":
+            console.print(f"finishing the interrupted run: {data['rounds_done']} of "
+                          f"{data['rounds']} rounds were done (--fresh starts a new run)",
+                          soft_wrap=True)  # fmt: skip
+        elif kind == "round":
+            note = f"; {data['llm_note']}" if data.get("llm_note") else ""
+            console.print(f"round {data['round']}: selected {data['selected']}, auto "
+                          f"{data['auto_accepted']}, queued {data['queued']}, people answered "
+                          f"{data['human_labels']}, LLM calls {data['llm_calls']}{note}",
+                          soft_wrap=True)  # fmt: skip
+        else:
+            console.print(f"final pass: classifier labelled {data['labelled']}; final audit "
+                          f"{data['audited']}")  # fmt: skip
+
+    return on_event
 
 
 def _oracle(gold: dict[str, str] | None) -> SetOracle | None:

@@ -3,7 +3,8 @@ scoring over the label set.
 
 A labelling request is rewritten as a short few-shot prompt (`local_prompt`: label lines,
 examples, the item, "Label:"); any other chat is rendered with the model's own chat template and
-the answer cue `{"label": "`. Each candidate label is scored by the sum of its tokens'
+the answer cue `{"label": "`. A multi-label request scores each label yes or no instead
+(`local_sets`). Each candidate label is scored by the sum of its tokens'
 log-probabilities, and a softmax over the candidates gives the label and its confidence. So the
 answer is always in the set, the confidence is a real probability over the whole set, and the
 reply's logprobs carry it (the labeller reads them as for any provider). Each label's prior
@@ -22,6 +23,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +31,17 @@ import numpy as np
 
 from agent.config import LLMConfig
 from agent.errors import ConfigError, ContextLengthError
-from agent.llm.item_markup import ABSTAIN
+from agent.llm.item_markup import ABSTAIN, find_items
 from agent.llm.local_models import resolve_model
-from agent.llm.local_prompt import compact_prompt
+from agent.llm.local_prompt import compact_prompt, label_lines
+from agent.llm.local_sets import (
+    ENDINGS,
+    Prior,
+    label_probabilities,
+    log_softmax,
+    set_answer,
+    set_labels,
+)
 from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, TokenLogprob, Usage
 
 ANSWER_CUE = '{"label": "'
@@ -146,9 +156,46 @@ class LocalBackend:
         return prompt + ANSWER_CUE
 
     async def complete(self, request: ChatRequest) -> ChatResponse:
+        names = set_labels(request.response_schema)
+        if names is not None:  # a multi-label item: each label yes or no (`local_sets`)
+            return await asyncio.to_thread(self._answer_set, request.messages, names)
         labels = candidate_labels(request.response_schema)
         top_n = request.top_logprobs or 5
         return await asyncio.to_thread(self._answer, request.messages, labels, top_n)
+
+    def _answer_set(self, messages: list[dict[str, str]], names: list[str]) -> ChatResponse:
+        """P(yes) of every label for the (last) item of `messages`, as a set answer."""
+        items = find_items(messages)
+        lines = label_lines(messages, names, roles=("system", "user"))
+        used = [0, 0]
+
+        def score(prompt: str, endings: list[str]) -> list[float]:
+            scores, (fresh, scored) = self.score(prompt, endings)
+            used[0], used[1] = used[0] + fresh, used[1] + scored
+            return scores
+
+        with self._lock:
+            started = time.monotonic()
+            prior = self._yes_no_prior(score) if self.calibrate else None
+            probs = label_probabilities(score, items[-1][1] if items else "", lines, prior)
+            self.busy_s += time.monotonic() - started
+            self.calls += 1
+        return ChatResponse([set_answer(names, probs)], Usage(*used), cost_usd=0.0,
+                            model=self.model)  # fmt: skip
+
+    def _yes_no_prior(self, score: Callable[[str, list[str]], list[float]]) -> Prior:
+        """Log P(yes), log P(no) of a content-free prompt, cached per prompt as single-label's
+        label prior is."""
+
+        def prior(empty: str) -> list[float]:
+            key = (empty, tuple(ENDINGS))
+            if key not in self._prior:
+                if len(self._prior) >= PRIOR_CACHE:
+                    self._prior.pop(next(iter(self._prior)))
+                self._prior[key] = np.asarray(log_softmax(score(empty, ENDINGS)))
+            return [float(v) for v in self._prior[key]]
+
+        return prior
 
     def _answer(
         self, messages: list[dict[str, str]], labels: list[str], top_n: int

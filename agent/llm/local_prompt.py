@@ -27,9 +27,13 @@ from agent.llm.item_markup import find_items, unescape_text
 _EXAMPLE_RE = re.compile(r'<example label="([^"]*)">\n(.*?)\n</example>', re.DOTALL)
 
 
-def label_lines(messages: list[dict[str, str]], labels: list[str]) -> list[str]:
-    """'- name: description' for each label, as the system message lists them (else the name)."""
-    text = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") == "system")
+def label_lines(
+    messages: list[dict[str, str]], labels: list[str], roles: tuple[str, ...] = ("system",)
+) -> list[str]:
+    """'- name: description' for each label, as the messages of `roles` list them (else the
+    name): the single-label prompt lists them in the system message, the multi-label one in
+    the user's."""
+    text = "\n".join(str(m.get("content") or "") for m in messages if m.get("role") in roles)
     found: dict[str, str] = {}
     for line in text.splitlines():
         name, _, description = line.removeprefix("- ").partition(": ")

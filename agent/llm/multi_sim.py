@@ -6,12 +6,14 @@ of an exact set is lower), and a wrong set is wrong in one of three ways: a miss
 label (only where gold has two or more), an added frequent label (the corpus' common ones,
 e.g. `neutral`), or a label swapped for a confusable neighbour (nearest label embedding).
 Confidences are overconfident but rank right above wrong labels, and a missed label is
-sometimes listed under `considered` with a low chance, as a hesitant model would.
+sometimes listed under `considered` with a low chance, as a hesitant model would. Asked for
+token logprobs, it spells the same chances in them, as the single-label annotators do: each
+label it gives has the log of its confidence, and the labels it considered are the first
+slot's alternatives with theirs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -21,7 +23,8 @@ import numpy as np
 from agent.errors import ConfigError
 from agent.llm.annotators import CHARS_PER_TOKEN, CONCENTRATION, OVERCONFIDENCE, confusion_weights
 from agent.llm.item_markup import PromptTexts, find_items
-from agent.llm.protocol import ChatChoice, ChatRequest, ChatResponse, Usage
+from agent.llm.protocol import ChatRequest, ChatResponse, Usage
+from agent.llm.set_reply import spelled
 from agent.types import LabelSet, text_hash
 
 MULTI_PENALTY = 0.6  # an item with 2+ gold labels is exactly right this much as often
@@ -36,7 +39,7 @@ class SimulatedMultiLLM:
     `abstain_rate`; deterministic per (seed, text)."""
 
     supports_json_schema = True
-    supports_logprobs = False
+    supports_logprobs = True
     rationale = "simulated multi-label annotator"
 
     def __init__(
@@ -69,10 +72,7 @@ class SimulatedMultiLLM:
     async def complete(self, request: ChatRequest) -> ChatResponse:
         items = find_items(request.messages) or [(1, "")]
         text = items[0][1]
-        choices = [
-            ChatChoice(text=json.dumps(self.answer(text, s)), finish_reason="stop")
-            for s in range(request.n)
-        ]
+        choices = [spelled(self.answer(text, s), request.logprobs) for s in range(request.n)]
         chars = sum(len(m.get("content") or "") for m in request.messages)
         usage = Usage(math.ceil(chars / CHARS_PER_TOKEN),
                       sum(math.ceil(len(c.text) / CHARS_PER_TOKEN) for c in choices))  # fmt: skip

@@ -33,7 +33,7 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -56,6 +56,7 @@ class Knobs:
     latency_s: float = 0.0
     logprobs: bool = True  # answer token logprobs when the request asks for them
     label_prob: float = 0.9  # probability given to the label token in logprobs
+    label_probs: dict[str, float] = field(default_factory=dict)  # per label, over label_prob
     usage: tuple[int, int] | None = None  # fixed (prompt, completion) tokens; None = chars / 4
     retry_after: str = "1"  # Retry-After header sent with an injected 429
     hang_s: float = 30.0  # how long a "hang" fault stalls before answering
@@ -144,22 +145,27 @@ def default_policy(body: dict[str, Any]) -> str:
 
 
 def token_logprobs(
-    text: str, labels: list[str], label_prob: float, top_n: int
-) -> list[dict[str, Any]]:
-    """Split a reply into a few tokens; the label token gets log(label_prob) and enum rivals."""
-    label, start = _label_span(text)
-    if label is None:
-        pieces = [(tok, False) for tok in re.findall(r"\S+\s*", text)]
-    else:
-        head, tail = text[:start], text[start + len(label) :]
-        pieces = [(tok, False) for tok in re.findall(r"\S+\s*", head)] + [(label, True)]
-        pieces += [(tok, False) for tok in re.findall(r"\S+\s*|\s+", tail)]
+    text: str, labels: list[str], label_prob: float, top_n: int,
+    label_probs: Mapping[str, float] | None = None,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Split a reply into a few tokens; each label token (the one label, or every label of a
+    multi-label answer's "labels" list) gets log(its probability in `label_probs`, else
+    `label_prob`) and enum rivals sharing the rest."""
+    pieces: list[tuple[str, bool]] = []
+    spans, done = _label_spans(text), 0
+    for label, start in spans:
+        pieces += [(tok, False) for tok in re.findall(r"\S+\s*", text[done:start])]
+        pieces.append((label, True))
+        done = start + len(label)
+    tail = r"\S+\s*|\s+" if spans else r"\S+\s*"  # as single-label replies always were
+    pieces += [(tok, False) for tok in re.findall(tail, text[done:])]
     out = []
     for tok, is_label in pieces:
         if is_label:
+            prob = (label_probs or {}).get(tok, label_prob)
             rivals = [lab for lab in labels if lab != tok]
-            share = (1.0 - label_prob) / max(1, len(rivals))
-            alts = [(tok, label_prob)] + [(lab, share) for lab in rivals]
+            share = (1.0 - prob) / max(1, len(rivals))
+            alts = [(tok, prob)] + [(lab, share) for lab in rivals]
         else:
             alts = [(tok, 0.999)]
         top = [_entry(t, math.log(max(p, 1e-12))) for t, p in alts[:top_n]]
@@ -171,19 +177,28 @@ def _entry(token: str, logprob: float) -> dict[str, Any]:
     return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
 
 
-def _label_span(text: str) -> tuple[str | None, int]:
-    """The label value of a JSON reply and where it starts in the text (None, -1 if absent)."""
+def _label_spans(text: str) -> list[tuple[str, int]]:
+    """(label value, where it starts) of a JSON reply's label, or of each label in a
+    multi-label answer's "labels" list, in order ([] if none)."""
     try:
         parsed = json.loads(text)
     except ValueError:
-        return None, -1
-    label = parsed.get("label") if isinstance(parsed, dict) else None
-    if not isinstance(label, str) or not label:
-        return None, -1
-    key = re.search(r'"label"\s*:\s*"', text)
-    if key is None or not text.startswith(label, key.end()):
-        return None, -1
-    return label, key.end()
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    if isinstance(parsed.get("labels"), list):
+        wanted = [e.get("label") for e in parsed["labels"] if isinstance(e, dict)]
+    else:
+        wanted = [parsed.get("label")]
+    spans: list[tuple[str, int]] = []
+    for key in re.finditer(r'"label"\s*:\s*"', text):
+        if len(spans) == len(wanted):
+            break
+        label = wanted[len(spans)]
+        if not isinstance(label, str) or not label or not text.startswith(label, key.end()):
+            return []
+        spans.append((label, key.end()))
+    return spans if len(spans) == len(wanted) else []
 
 
 class LLMTestServer:
@@ -377,7 +392,8 @@ class LLMTestServer:
                 )
             logprobs = None
             if want_logprobs:
-                content = token_logprobs(text, labels, self.knobs.label_prob, top_n)
+                content = token_logprobs(text, labels, self.knobs.label_prob, top_n,
+                                         self.knobs.label_probs)  # fmt: skip
                 logprobs = {"content": content}
             message = {"role": "assistant", "content": text}
             choices.append(

@@ -2,13 +2,15 @@
 label -> people answer -> retrain, then a final pass and a final audit for the estimate.
 
 It works on the same store as single-label (items, append-only annotations, queue, caches):
-a set is one annotation whose `label` is the set's canonical text (`encode_label_set`).
+a set is one annotation whose `label` is the set's canonical text (`encode_label_set`). A rerun
+of a run that was killed finishes its plan, and the LLM stops being asked once the run's call
+budget is spent (`agent.loop.multi_plan`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,11 +19,12 @@ from agent.config import RoutingConfig
 from agent.labeller.multi import MultiLabeller, SetDecision, decision_json
 from agent.learn.multilabel import OneVsRest, fit_ovr, predicted_sets
 from agent.learn.strategies import get_strategy
+from agent.loop.multi_people import SetOracle, answer_queue, final_audit
+from agent.loop.multi_plan import begin_multi_run, budget_note, cap_llm, llm_room
+from agent.loop.resume import finish_run
 from agent.loop.state import LoopState
-from agent.routing.accuracy import final_audit_size
 from agent.routing.multi import (
     AUDIT,
-    AUDIT_META,
     CANDIDATES_META,
     SetEvidence,
     SetRoute,
@@ -43,7 +46,6 @@ from agent.types import (
     label_set_vector,
 )
 
-SetOracle = Callable[[Item], str | None]  # an item -> a person's encoded set (None: no answer)
 STRATEGY = "label_mean_uncertainty"
 COLD_START = 20  # people's sets before the classifier's uncertainty chooses (random before)
 EVIDENCE_WANTED = 150  # answered audits before the audit rate falls from census to steady
@@ -63,6 +65,7 @@ class MultiLimits:
     # then answer at most `batch_size` a round, the most doubtful first; None: `batch_size`,
     # and people answer every queued item each round.
     llm_batch: int | None = None
+    llm_budget: int | None = None  # paid LLM calls in all (the project's), None: no limit
 
 
 @dataclass
@@ -77,6 +80,8 @@ class MultiReport:
     final_audit: int = 0
     stop_reason: str = "rounds done"
     per_round: list[dict[str, Any]] = field(default_factory=list)
+    resumed_rounds: int = 0  # rounds of the same plan an interrupted run finished earlier
+    llm_budget_reached: bool = False
 
 
 def fit_classifier(state: LoopState, currents: Mapping[int, Any] | None = None) -> OneVsRest:
@@ -106,20 +111,29 @@ def run_multi_job(
     labeller: MultiLabeller | None,
     oracle: SetOracle | None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    *,
+    fresh: bool = False,
 ) -> MultiReport:
-    """The rounds, then the final pass and audit; every decision lands in the store at once."""
-    report = MultiReport()
+    """The rounds, then the final pass and audit; every decision lands in the store at once.
+    A rerun of an unfinished plan (the same limits) does only its remaining rounds within
+    the same human budget, unless `fresh`; `report.human_labels` counts the plan's."""
+    notify = on_event or (lambda _kind, _data: None)
+    resumed = begin_multi_run(state.store, asdict(limits), fresh)
+    report = MultiReport(resumed_rounds=resumed.rounds, human_labels=resumed.human_labels)
+    if resumed.rounds:
+        notify("resume", {"rounds_done": resumed.rounds, "rounds": limits.rounds})
+    if labeller is not None:
+        cap_llm(labeller, state.store, limits.llm_budget)
     budget = limits.human_budget
     final_share = state.config.routing.final_audit_share if budget is not None else 0.0
     round_budget = None if budget is None else int(budget * (1.0 - final_share))
     rng = np.random.default_rng(state.config.seed)
-    for _ in range(limits.rounds):
+    for _ in range(limits.rounds - resumed.rounds):
         if round_budget is not None and report.human_labels >= round_budget:
             report.stop_reason = "human budget spent"
             break
         done = _one_round(state, limits, labeller, oracle, (rng, report, round_budget))
-        if on_event is not None:
-            on_event("round", done)
+        notify("round", done)
         if done["selected"] == 0 and done["human_labels"] == 0:
             report.stop_reason = "pool exhausted"
             break
@@ -128,8 +142,8 @@ def run_multi_job(
         left = None if budget is None else max(budget - report.human_labels, 0)
         report.final_audit = final_audit(state, oracle, (budget, left), rng)
         report.human_labels += report.final_audit
-    if on_event is not None:
-        on_event("final", {"labelled": report.final_labelled, "audited": report.final_audit})
+    notify("final", {"labelled": report.final_labelled, "audited": report.final_audit})
+    finish_run(state.store)
     return report
 
 
@@ -142,21 +156,27 @@ def _one_round(
     currents = current_labels(state.store)  # read once: fit and selection share it
     model = fit_classifier(state, currents)
     probs = model.predict_proba(state.pool.vectors)
-    picked = _select(state, currents, probs, _llm_batch(state, limits), rng)
+    asking, size = _asking(labeller, report, _llm_batch(state, limits), limits.batch_size)
+    picked = _select(state, currents, probs, size, rng)
     items = state.items_at(picked)
     decisions: list[SetDecision | None] = [None] * len(items)
     calls = 0  # this round's, as a single-label round's stats count them (the report sums them)
-    if labeller is not None and items:
-        before = labeller.calls
-        decisions = labeller.label(items)
-        calls = labeller.calls - before
+    if asking is not None and items:
+        before = asking.calls
+        decisions = asking.label(items)
+        calls = asking.calls - before
         report.llm_calls += calls
+        report.llm_budget_reached |= asking.budget_reached or llm_room(asking) == 0
     auto, queued = _route(state, items, (decisions, probs[picked]), round_id,
                           (rng, currents, limits.target_accuracy))  # fmt: skip
     cap = limits.batch_size if limits.llm_batch is not None else None
-    answered = _answer_queue(state, oracle, (round_budget, cap), report)
-    stats = {"round": round_id, "selected": len(items), "auto_accepted": auto, "queued": queued,
-             "human_labels": answered, "llm_calls": calls}  # fmt: skip
+    answered = answer_queue(state, oracle, (round_budget, cap), report.human_labels)
+    report.human_labels += answered
+    stats: dict[str, Any] = {"round": round_id, "selected": len(items), "auto_accepted": auto,
+                             "queued": queued, "human_labels": answered,
+                             "llm_calls": calls}  # fmt: skip
+    if labeller is not None and report.llm_budget_reached:
+        stats["llm_note"] = budget_note(limits.llm_budget)
     state.store.finish_round(round_id, stats)
     report.rounds += 1
     report.selected += len(items)
@@ -164,6 +184,18 @@ def _one_round(
     report.queued += queued
     report.per_round.append(stats)
     return stats
+
+
+def _asking(
+    labeller: MultiLabeller | None, report: MultiReport, llm_size: int, batch_size: int
+) -> tuple[MultiLabeller | None, int]:
+    """(the labeller to ask this round, or None, and how many items to select): at most what
+    its budget has calls left for; once it has none, the round goes on without the LLM."""
+    room = None if labeller is None else llm_room(labeller)
+    if labeller is None or report.llm_budget_reached or room == 0:
+        report.llm_budget_reached |= labeller is not None
+        return None, batch_size
+    return labeller, llm_size if room is None else min(llm_size, room)
 
 
 def _llm_batch(state: LoopState, limits: MultiLimits) -> int:
@@ -291,40 +323,9 @@ def _vote(item: Item, decision: SetDecision, labels: Any, round_id: int) -> Anno
     return Annotation(item.key, encoded, Source.LLM, Kind.VOTE, actor=decision.model,
                       confidence=None, rationale=decision.rationale,
                       prompt_hash=decision.prompt_hash, round=round_id,
-                      meta={"scores": list(decision.scores),
-                            "cached": decision.cached})  # fmt: skip
-
-
-def _answer_queue(
-    state: LoopState, oracle: SetOracle | None, limits: tuple[int | None, int | None],
-    report: MultiReport,
-) -> int:  # fmt: skip
-    """The simulated operator answers the pending queue, audits first, within the budget and
-    the round's cap (`limits`; None: no limit)."""
-    budget, cap = limits
-    if oracle is None:
-        return 0
-    limits_set = [n for n in (cap, None if budget is None else budget - report.human_labels)
-                  if n is not None]  # fmt: skip
-    room = max(0, min(limits_set)) if limits_set else None
-    if room == 0:
-        return 0
-    pending = state.store.pending(room)
-    answered = _record_answers(state, oracle, [e.item_key for e in pending])
-    report.human_labels += answered
-    return answered
-
-
-def _record_answers(state: LoopState, oracle: SetOracle, keys: list[int]) -> int:
-    """The oracle's sets for `keys`, recorded as people's labels; how many it gave."""
-    answers = []
-    for item in state.store.items(keys):
-        given = oracle(item)
-        if given is not None:
-            answers.append(Annotation(item.key, given, Source.HUMAN, Kind.LABEL, actor="oracle"))
-    if answers:
-        state.store.record_human_labels(answers, "oracle")
-    return len(answers)
+                      meta={"scores": list(decision.scores), "cached": decision.cached,
+                            "confidence_method": decision.method,
+                            **decision.note})  # fmt: skip
 
 
 def final_pass(state: LoopState) -> int:
@@ -344,42 +345,3 @@ def final_pass(state: LoopState) -> int:
                                 Kind.LABEL, actor="classifier", confidence=p_right))  # fmt: skip
     state.store.add_annotations(notes)
     return len(notes)
-
-
-def machine_population(state: LoopState) -> list[tuple[int, str, float]]:
-    """(key, machine set, P(right)) of every item whose final set is not a person's: accepted
-    machine sets and the suggestions of items still waiting in the queue."""
-    currents = current_labels(state.store)
-    views = state.store.queue_views()
-    out = []
-    for key in state.pool.keys.tolist():
-        current = currents.get(key)
-        if current is not None and current.source in HUMAN_SOURCES:
-            continue
-        if current is not None and current.label is not None:
-            out.append((key, current.label, float(current.confidence or 0.0)))
-        elif key in views and views[key].suggestion.get("labels"):
-            s = views[key].suggestion
-            out.append((key, encode_label_set(s["labels"], state.label_set), float(s["p_right"])))
-    return out
-
-
-def final_audit(
-    state: LoopState, oracle: SetOracle, budgets: tuple[int | None, int | None],
-    rng: np.random.Generator,
-) -> int:
-    """A uniform random sample of the machine sets (sized as single-label's final audit, within
-    what is left of the budget), answered by people; its population and draws go to store
-    meta, where `exact_set_estimate` reads them."""
-    limits_budget, budget = budgets  # the run's whole human budget, and what is left of it
-    population = machine_population(state)
-    if not population:
-        return 0
-    size = final_audit_size(limits_budget, len(population), state.config.routing)
-    size = size if budget is None else min(size, budget)
-    drawn = rng.choice(len(population), size=size, replace=False)
-    draws = [population[int(i)] for i in drawn]
-    p = np.array([q for _, _, q in population])
-    state.store.set_meta(AUDIT_META, {"population": len(population), "mean": float(p.mean()),
-                                      "var": float(p.var()), "draws": draws})  # fmt: skip
-    return _record_answers(state, oracle, [k for k, _, _ in draws])

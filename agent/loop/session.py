@@ -148,10 +148,13 @@ class LabelingSession(LoopState):
 
     def run_sets(
         self, rounds: int = 5, batch_size: int | None = None, human_budget: int | None = None,
-        oracle: Callable[[str], Sequence[str] | None] | None = None,
+        oracle: Callable[[str], Sequence[str] | None] | None = None, *,
+        llm_budget: int | None = None, fresh: bool = False,
     ) -> MultiReport:  # fmt: skip
         """The multi-label job (`agent.loop.multi_job`): `oracle` answers the review queue by
-        item id with a list of label names (a simulated operator; None leaves the queue)."""
+        item id with a list of label names (a simulated operator; None leaves the queue);
+        `llm_budget` caps paid LLM calls in all; a rerun after an interrupted run of the same
+        plan finishes it, unless `fresh`."""
         from agent.labeller.multi import MultiLabeller
         from agent.loop.multi_job import MultiLimits, run_multi_job
 
@@ -164,8 +167,9 @@ class LabelingSession(LoopState):
             def answer(item: Item) -> str | None:
                 names = oracle(item.id)
                 return None if names is None else encode_label_set(names, self.label_set)
-        limits = MultiLimits(rounds, batch_size or self.config.batch_size, human_budget)
-        return run_multi_job(self, limits, labeller, answer)
+        limits = MultiLimits(rounds, batch_size or self.config.batch_size, human_budget,
+                             llm_budget=llm_budget)  # fmt: skip
+        return run_multi_job(self, limits, labeller, answer, fresh=fresh)
 
     def submit_sets(self, answers: Mapping[str, Sequence[str]], actor: str = "library") -> int:
         """Record people's label sets by external id; returns how many were stored."""

@@ -1,31 +1,38 @@
 """The review screen of a multi-label project: the text, then every label with a box. The
 proposed set comes ticked, each label marked with its source and score (LLM, classifier) and,
-where the machines were in doubt, why. Space toggles the label under the cursor, Enter
+where the machines were in doubt, why. Space toggles the label under the cursor, `/` finds a
+label by a few typed letters (the single-label screen's fuzzy search) and toggles it, Enter
 confirms the set (one transaction: the person's set and the queue entry done), `u` undoes the
 last toggle, `s` skips, `q` quits."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.markup import escape
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.geometry import Region
 from textual.widgets import Footer, Static
 
 from agent.config import ProjectConfig
+from agent.labeller.set_scores import METHOD_WORDS
 from agent.store.protocol import ProjectStore
+from agent.tui.screens import LabelSearch
 from agent.types import Annotation, Kind, QueueEntry, Source, encode_label_set
 
 
 class SetReviewApp(App[None]):
     """One item at a time from the project's queue, leased to `operator`."""
 
+    CSS_PATH = Path(__file__).with_name("review.tcss")  # the search dialog's styles
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up,k", "move(-1)", "up"),
         Binding("down,j", "move(1)", "down"),
         Binding("space", "flip", "toggle label"),
+        Binding("slash", "search", "find label"),
         Binding("enter", "confirm", "confirm set"),
         Binding("u", "undo", "undo toggle"),
         Binding("s", "skip", "skip"),
@@ -48,6 +55,7 @@ class SetReviewApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="header")
         yield Static(id="text")
+        yield Static(id="scores-note")
         with VerticalScroll(id="labels-box"):
             yield Static(id="labels")
         yield Static(id="message")
@@ -67,6 +75,23 @@ class SetReviewApp(App[None]):
         self.history.append(set(self.chosen))
         self.chosen ^= {self.names[self.cursor]}
         self.message = ""
+        self._render()
+
+    def action_search(self) -> None:
+        """Find a label by typing (a set among 28 labels needs no scrolling): the labels in
+        doubt and the proposed ones are listed first; the pick is toggled."""
+        if self.entry is None:
+            return
+        doubt = list(self.entry.suggestion.get("doubt", {}))
+        first = doubt + [n for n in self.entry.suggestion.get("labels", []) if n not in doubt]
+        self.push_screen(LabelSearch(self.names, first), self._found)
+
+    def _found(self, name: str | None) -> None:
+        if name is None or self.entry is None:
+            return
+        self.cursor = self.names.index(name)
+        self.action_flip()
+        self.message = f"{'ticked' if name in self.chosen else 'unticked'} {name}"
         self._render()
 
     def action_undo(self) -> None:
@@ -120,7 +145,18 @@ class SetReviewApp(App[None]):
             self.query_one("#text", Static).update(why + escape(self.text))
             lines = (escape(line) for line in self.label_lines())
             self.query_one("#labels", Static).update("\n".join(lines))
+        self.query_one("#scores-note", Static).update(escape(self.scores_note()))
+        # the line under the cursor stays in view (one line per label), once laid out
+        box = self.query_one("#labels-box", VerticalScroll)
+        self.call_after_refresh(box.scroll_to_region, Region(0, self.cursor, 1, 1),
+                                animate=False, x_axis=False)  # fmt: skip
         self.query_one("#message", Static).update(escape(self.message))
+
+    def scores_note(self) -> str:
+        """What the LLM's scores on this item are (how they were read), "" without them."""
+        llm = (self.entry.suggestion.get("llm") or {}) if self.entry else {}
+        method = llm.get("method")
+        return f"LLM scores: {METHOD_WORDS.get(method, method)}" if method else ""
 
     def label_lines(self) -> list[str]:
         """One plain line per label: cursor, box, ★ for the proposed set, name, the LLM's and
