@@ -89,9 +89,9 @@ def set_policy(sets: dict[str, list[str]]) -> Any:
 def test_llm_budget_stops_asking_the_llm_after_n_paid_calls_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--llm-budget 25 with rounds of 20 over HTTP: 20 items asked, then the 5 calls left, then
-    none; the round line and the summary say so. Budgets are the project's: a second run with
-    the same budget pays for nothing more."""
+    """--llm-budget 25 with rounds of 20 over HTTP: 20 items asked, then the 5 calls left (the
+    round line counts its own calls), then none; the round line and the summary say so.
+    Budgets are the project's: a second run with the same budget pays for nothing more."""
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     project, gold = go_project(tmp_path, 80)
     with LLMTestServer(policy=set_policy(gold_sets(gold, tmp_path / "data.csv"))) as server:
@@ -102,7 +102,7 @@ def test_llm_budget_stops_asking_the_llm_after_n_paid_calls_and_says_so(
         assert code == 0, out
         assert server.stats.requests == 25
         text = " ".join(out.split())
-        assert "round 2: selected 5," in text and "LLM calls 25; LLM budget of 25 calls reached" \
+        assert "round 2: selected 5," in text and "LLM calls 5; LLM budget of 25 calls reached" \
             in text  # fmt: skip
         assert "round 3: selected 20," in text  # the rounds go on without the LLM
         assert "LLM in this run: 25 paid calls, 0 cache hits; LLM budget of 25 calls reached" \
