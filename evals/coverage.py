@@ -45,7 +45,7 @@ from evals.sim import SimConfig, SimContext, human_answers, initial_labels
 from evals.systems import resolve_llm_spec
 
 DEFAULT = "ppi-active"
-GRID = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600)
+GRID = (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2400, 3200)
 
 
 class State:
