@@ -230,3 +230,31 @@ def test_the_simulated_llm_spells_its_stated_chances_in_token_logprobs(tmp_path:
     assert all(a and b and a.scores == pytest.approx(b.scores) for a, b in zip(read, said))
     considered = [d for d in said if d and any(0.02 < s < 0.5 for s in d.scores)]
     assert considered  # left-out labels with a chance of their own reach the logprob path too
+
+
+def test_the_set_schema_sent_is_strict_structured_output(
+    llm_server: LLMTestServer, store: Store
+) -> None:
+    """Strict structured output (OpenAI's `strict: true`) refuses a schema with an open object,
+    an optional field or a `$ref`: every object the set schema holds is closed, with all its
+    fields required, and the label names are an enum of the project's labels."""
+    llm_server.policy = lambda body: answer("joy")
+    label_one(make_test_backend("openai", llm_server.base_url), store, LLMConfig())
+    sent = llm_server.stats.bodies[0]["response_format"]["json_schema"]
+    assert sent["strict"] is True and "$ref" not in json.dumps(sent) and "$defs" not in sent
+
+    def objects(node: Any) -> list[dict[str, Any]]:
+        if isinstance(node, list):
+            return [o for child in node for o in objects(child)]
+        if not isinstance(node, dict):
+            return []
+        found = [node] if "properties" in node else []
+        return found + [o for child in node.values() for o in objects(child)]
+
+    schema_objects = objects(sent["schema"])
+    assert len(schema_objects) == 3  # the answer, a given label, a considered label
+    for obj in schema_objects:
+        assert obj["additionalProperties"] is False
+        assert obj["required"] == list(obj["properties"])
+    entry = sent["schema"]["properties"]["labels"]["items"]["properties"]["label"]
+    assert entry["enum"] == list(EMOTIONS.names)

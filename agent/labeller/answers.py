@@ -142,6 +142,23 @@ def answer_schema(model: type[BaseModel], *, batch: bool) -> dict[str, Any]:
     return _strict({"type": "object", "properties": {"items": {"type": "array", "items": entry}}})
 
 
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as strict structured output wants it: nested models (`$defs`, `$ref`) written
+    out in place, every object closed and all its fields required."""
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, list):
+            return [inline(child) for child in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return inline(defs[str(node["$ref"]).rsplit("/", 1)[-1]])
+        return {key: inline(value) for key, value in node.items() if key != "$defs"}
+
+    return dict(_strict(inline(schema)))
+
+
 def _strict(node: Any) -> Any:
     """Keep the keywords every structured-output provider accepts; close every object."""
     if isinstance(node, list):

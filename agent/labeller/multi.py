@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from agent.config import LLMConfig
 from agent.errors import AnswerError, BudgetExceededError, LLMError
-from agent.labeller.answers import confidence_method, first_json
+from agent.labeller.answers import confidence_method, first_json, strict_schema
 from agent.labeller.budget import Budget
 from agent.labeller.labeller import SAMPLE_TEMPERATURE, TOP_LOGPROBS
 from agent.labeller.outcomes import FailureStreak, is_call_failure
@@ -272,7 +272,8 @@ class MultiLabeller:
 
     async def _ask(self, messages: list[dict[str, str]], n: int) -> ChatResponse:
         """One backend call within the budget (BudgetExceededError when it has no room)."""
-        schema = self.model.model_json_schema() if self.backend.supports_json_schema else None
+        schema = (strict_schema(self.model.model_json_schema())
+                  if self.backend.supports_json_schema else None)  # fmt: skip
         logprobs = self.method == "logprob"
         request = ChatRequest(messages=messages, response_schema=schema, schema_name=SCHEMA_NAME,
                               n=n, temperature=self._temperature(), max_tokens=self._max_tokens(),
