@@ -257,11 +257,17 @@ def test_files_written_by_the_tools_import(
 def test_a_bad_file_is_named_and_writes_nothing(
     fmt: str, content: str, message: str, tmp_path: Path
 ) -> None:
-    path = tmp_path / f"bad{SUFFIX[fmt]}"
+    assert_import_refused(new_project(tmp_path / "p"), (fmt, content), message, "HUM")
+
+
+def assert_import_refused(folder: Path, file: tuple[str, str], message: str, label: str) -> None:
+    """Importing `file` (format, content) into `folder`, which holds one item labelled
+    `label`, fails with exit 2 and one line naming the file and `message`; nothing written."""
+    fmt, content = file
+    path = folder.parent / f"bad{SUFFIX[fmt]}"
     path.write_text(content, encoding="utf-8")
-    folder = new_project(tmp_path / "p")
     with Store.open(folder) as store:
-        store.add_items([("keep", "an item already here", "HUM")])
+        store.add_items([("keep", "an item already here", label)])
     digest = db_digest(folder / DB_FILE)
     code, err = invoke("import", folder, path, "--format", fmt)
     line = " ".join(err.split())

@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from agent.loop.record import HumanLabel, record_human_labels
-from agent.store.sqlite import DB_FILE, Store
+from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, QueueEntry, Source, decode_label_set, encode_label_set
-from tests.fault_kit import db_digest
-from tests.test_interop import SUFFIX, invoke, snapshot
+from tests.test_interop import SUFFIX, assert_import_refused, invoke, snapshot
 
 GO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "go_emotions"
 ROWS = 120
@@ -264,14 +263,4 @@ def _prodigy(**line: Any) -> str:
 def test_a_bad_set_is_named_and_writes_nothing(
     fmt: str, content: str, message: str, tmp_path: Path
 ) -> None:
-    path = tmp_path / f"bad{SUFFIX[fmt]}"
-    path.write_text(content, encoding="utf-8")
-    folder = new_project(tmp_path / "p")
-    with Store.open(folder) as store:
-        store.add_items([("keep", "an item already here", '["joy"]')])
-    digest = db_digest(folder / DB_FILE)
-    code, err = invoke("import", folder, path, "--format", fmt)
-    line = " ".join(err.split())
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert str(path) in line and message in line, line
-    assert db_digest(folder / DB_FILE) == digest
+    assert_import_refused(new_project(tmp_path / "p"), (fmt, content), message, '["joy"]')

@@ -14,42 +14,14 @@ from typing import Any
 
 import pytest
 from llm_fixtures import make_test_backend
-from typer.testing import CliRunner
 
-from agent.app.cli import app
 from agent.config import LLMConfig, ProjectConfig
 from agent.llm.item_markup import find_items
 from agent.llm.test_server import LLMTestServer
 from agent.loop.multi_job import MultiLimits, run_multi_job
 from agent.store.sqlite import Store
 from agent.types import LabelSet, encode_label_set
-
-GO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "go_emotions"
-
-
-def invoke(*args: object) -> tuple[int, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    assert "Traceback" not in result.output, result.output
-    return result.exit_code, result.output
-
-
-def go_project(tmp: Path, n: int) -> tuple[Path, Path]:
-    """A multi-label project (hashing vectors) on go_emotions' first `n` dev rows, and the
-    oracle file of their gold sets."""
-    with (GO / "dev.csv").open(encoding="utf-8", newline="") as handle:
-        rows = [row for _, row in zip(range(n), csv.DictReader(handle))]
-    data, gold = tmp / "data.csv", tmp / "gold.csv"
-    for path, column in ((data, "text"), (gold, "labels")):
-        with path.open("w", encoding="utf-8", newline="") as handle:
-            csv.writer(handle).writerows([("id", column)] + [
-                (f"r{i}", r[column]) for i, r in enumerate(rows)])  # fmt: skip
-    project = tmp / "proj"
-    code, out = invoke("init", project, "--labels", GO / "labels.json", "--multi-label",
-                       "--embedding-model", "hashing")  # fmt: skip
-    assert code == 0, out
-    code, out = invoke("import", project, data, "--id-col", "id")
-    assert code == 0, out
-    return project, gold
+from tests.test_multi_learning import go_project, invoke
 
 
 def test_status_says_how_the_llm_scores_were_read(tmp_path: Path) -> None:
