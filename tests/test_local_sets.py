@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import LLMConfig
-from agent.labeller.answers import make_answer_model
+from agent.labeller.answers import make_answer_model, strict_schema
 from agent.labeller.multi import MultiLabeller, make_set_model
 from agent.llm.local import LocalBackend
 from agent.llm.local_sets import ENDINGS, label_probabilities, p_yes, set_labels
@@ -56,6 +56,8 @@ def test_p_yes_is_the_softmax_over_yes_and_no_less_the_content_free_prior() -> N
 
 def test_the_set_schema_is_told_from_the_single_label_one() -> None:
     assert set_labels(make_set_model(EMOTIONS).model_json_schema()) == list(EMOTIONS.names)
+    sent = strict_schema(make_set_model(EMOTIONS).model_json_schema())  # as the labeller sends
+    assert set_labels(sent) == list(EMOTIONS.names)
     assert set_labels(make_answer_model(EMOTIONS).model_json_schema()) is None
 
 

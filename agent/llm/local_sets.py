@@ -39,11 +39,11 @@ def set_labels(schema: dict[str, Any] | None) -> list[str] | None:
     props = (schema or {}).get("properties") or {}
     if "labels" not in props:
         return None
-    for definition in ((schema or {}).get("$defs") or {}).values():
-        enum = ((definition.get("properties") or {}).get("label") or {}).get("enum")
-        if enum:
-            return [str(v) for v in enum]
-    return None
+    entry = props["labels"].get("items") or {}
+    if "$ref" in entry:  # pydantic's raw form; the labeller sends it written out in place
+        entry = ((schema or {}).get("$defs") or {}).get(str(entry["$ref"]).rsplit("/", 1)[-1], {})
+    enum = ((entry.get("properties") or {}).get("label") or {}).get("enum")
+    return [str(v) for v in enum] if enum else None
 
 
 def yes_no_prompt(text: str, line: str) -> str:
