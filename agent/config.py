@@ -82,6 +82,10 @@ class RoutingConfig(BaseModel):
     # for the LLM and the classifier alike before an agreed label counts as settled.
     label_confidence: float = Field(0.85, gt=0.5, lt=1.0)
     human_weight: float = Field(5.0, gt=0)  # a person's label against one certain LLM label
+    # What one person's label costs in dollars. With it, `status` shows people's spend beside
+    # the LLM's, and the LLM is asked only while an answer is expected to be worth its price
+    # (its audited worth, in certain labels, times this); None: prices are not weighed.
+    human_label_usd: float | None = Field(None, ge=0)
     crossfit_folds: int = Field(5, ge=2, le=20)
 
 

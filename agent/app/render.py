@@ -40,6 +40,8 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     llm = info["llm"]
     tokens = llm["prompt_tokens"] + llm["completion_tokens"]
     table.add_row("LLM calls", f"{llm['calls']:,} ({tokens:,} tokens, ${llm['cost_usd']:.4f})")
+    if info.get("spend"):
+        table.add_row("spend", format_spend(info["spend"]))
     if info.get("llm_failed_items"):
         table.add_row("LLM failed", f"{info['llm_failed_items']:,} items (the next run asks again)")
     trust = info.get("llm_trust")
@@ -57,6 +59,16 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
     console.print(table)
     for line in next_steps(info):
         console.print(line, markup=False, soft_wrap=True)
+
+
+def format_spend(spend: dict[str, Any]) -> str:
+    """People's dollars beside the LLM's (people's only where a price is configured)."""
+    people = f"{spend['human_labels']:,} labels"
+    if spend["human_usd"] is None:
+        people += " (set routing.human_label_usd to price them)"
+    else:
+        people = f"${spend['human_usd']:,.2f} ({people})"
+    return f"people {people}, LLM ${spend['llm_usd']:,.4f} ({spend['llm_calls']:,} calls)"
 
 
 def format_statuses(by_status: dict[str, int]) -> str:

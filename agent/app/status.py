@@ -7,6 +7,7 @@ from typing import Any
 from agent.app.kappa import agreement_summary
 from agent.config import LLMConfig, RoutingConfig
 from agent.loop.resume import PLAN_KEY
+from agent.loop.spend import project_spend
 from agent.routing.accuracy import estimate_from_store
 from agent.routing.final_answer import final_answers, status_counts
 from agent.routing.sources import counts_by_source
@@ -32,6 +33,7 @@ def project_status(
         "reviewed": queue.get("done", 0),
         "rounds": len(store.rounds()),
         "llm": store.cache_totals(),
+        "spend": project_spend(store, (routing or RoutingConfig()).human_label_usd),
         "llm_failed_items": store.count_failed_llm_items(),  # asked again by the next run
         "by_status": status_counts(answers),
         "none_fits": sum(a.status == "none" and a.source == "human" for a in answers.values()),

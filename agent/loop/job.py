@@ -27,6 +27,7 @@ from agent.loop.record import HumanLabel, human_label_count, record_human_labels
 from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
 from agent.loop.rounds import RoundStats, refresh_queue, retryable_failures, run_round
 from agent.loop.runlock import RunLock
+from agent.loop.spend import usd_per_call
 from agent.loop.state import LoopState
 from agent.loop.target import CONFIRMED, check_target, confirmed_stop
 from agent.routing.accuracy import final_audit_size, store_estimate
@@ -34,6 +35,7 @@ from agent.types import Item, QueueEntry
 
 if TYPE_CHECKING:
     from agent.labeller.labeller import Labeller
+    from agent.routing.trust import LLMTrust
 
 # An oracle answers a review item with a label name, or None for "ambiguous / none fits".
 Oracle = Callable[[Item, QueueEntry], "str | None"]
@@ -284,9 +286,15 @@ def _llm_for_round(state: LoopState, labeller: Labeller | None) -> Labeller | No
     trust, audits = state.trust(), state.config.routing.trust_audits
     if not trust.call_settled(audits):
         return labeller
-    if state.llm_adds_nothing():
+    if state.llm_adds_nothing() or not _pays_for_itself(state, trust):
         return None
     return labeller if trust.worth_calling(audits) else None
+
+
+def _pays_for_itself(state: LoopState, trust: LLMTrust) -> bool:
+    """With a person's price configured, whether an answer's audited worth covers the mean
+    price of the calls paid so far (`routing.human_label_usd`)."""
+    return trust.pays_for_a_call(state.config.routing.human_label_usd, usd_per_call(state.store))
 
 
 def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Labeller | None) -> str:
@@ -295,10 +303,19 @@ def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Label
     if labeller is None:
         return ""
     trust = state.trust()
-    note = trust.describe() + _crossfit_note(state)
+    note = trust.describe() + _crossfit_note(state) + _price_note(state, trust)
     note += "" if asking is not None else "; relying on the classifier"
     state.store.set_meta("llm_trust", trust.to_json() | {"asked": asking is not None, "note": note})
     return note
+
+
+def _price_note(state: LoopState, trust: LLMTrust) -> str:
+    """Where prices stop the calls: what an answer is worth against what it costs."""
+    price = state.config.routing.human_label_usd
+    if _pays_for_itself(state, trust) or price is None:
+        return ""
+    worth, cost = trust.expected_weight() * price, usd_per_call(state.store)
+    return f"; an answer is worth ${worth:.4f} of a person's label, a call costs ${cost:.4f}"
 
 
 def _crossfit_note(state: LoopState) -> str:

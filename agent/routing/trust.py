@@ -156,6 +156,14 @@ class LLMTrust:
             return min_audits
         return min(self.checked + max(1, min_audits // 2), MAX_TRUST_AUDITS * min_audits)
 
+    def pays_for_a_call(self, human_label_usd: float | None, usd_per_call: float) -> bool:
+        """Whether one more answer is expected to be worth what it costs: its expected worth in
+        certain labels (`expected_weight`) at a person's price against the price of a call.
+        True when either price is unknown (nothing to weigh)."""
+        if human_label_usd is None or usd_per_call <= 0:
+            return True
+        return self.expected_weight() * human_label_usd >= usd_per_call
+
     def describe(self) -> str:
         """One line for the progress display and `status`."""
         if self.checked == 0:
