@@ -24,6 +24,7 @@ def project_status(
     queue = store.queue_counts()
     json_estimate = estimate.to_json() if estimate else None
     answers = final_answers(store)
+    llm_totals = store.cache_totals()
     return {
         "items": store.count_items(),
         "long_texts": {"over_chars": cut_at, "items": store.count_long_texts(cut_at)},
@@ -32,8 +33,8 @@ def project_status(
         "queue": queue.get("pending", 0),
         "reviewed": queue.get("done", 0),
         "rounds": len(store.rounds()),
-        "llm": store.cache_totals(),
-        "spend": project_spend(store, (routing or RoutingConfig()).human_label_usd),
+        "llm": llm_totals,
+        "spend": project_spend(store, (routing or RoutingConfig()).human_label_usd, llm_totals),
         "llm_failed_items": store.count_failed_llm_items(),  # asked again by the next run
         "by_status": status_counts(answers),
         "none_fits": sum(a.status == "none" and a.source == "human" for a in answers.values()),

@@ -27,7 +27,7 @@ from agent.loop.record import HumanLabel, human_label_count, record_human_labels
 from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
 from agent.loop.rounds import RoundStats, refresh_queue, retryable_failures, run_round
 from agent.loop.runlock import RunLock
-from agent.loop.spend import usd_per_call
+from agent.loop.spend import paid_calls, usd_per_call
 from agent.loop.state import LoopState
 from agent.loop.target import CONFIRMED, check_target, confirmed_stop
 from agent.routing.accuracy import final_audit_size, store_estimate
@@ -78,10 +78,6 @@ def _warn_unmeasured(state: LoopState) -> None:
         UserWarning,
         stacklevel=4,
     )
-
-
-def paid_llm_calls(state: LoopState) -> int:
-    return int(state.store.cache_totals()["calls"])
 
 
 def run_job(
@@ -179,7 +175,7 @@ def _run_job(
         _finish(state, limits, oracle, notify, audited=report.stop_reason.startswith(CONFIRMED))
         finish_run(state.store)
     report.human_labels = human_label_count(state.store)
-    report.llm_calls = paid_llm_calls(state)
+    report.llm_calls = paid_calls(state.store)
     return report
 
 
@@ -240,7 +236,7 @@ def _stop_reason(
 ) -> str:
     if limits.rounds is not None and report.resumed_rounds + len(report.rounds) >= limits.rounds:
         return f"{limits.rounds} rounds done"
-    llm_spent = limits.llm_budget is not None and paid_llm_calls(state) >= limits.llm_budget
+    llm_spent = limits.llm_budget is not None and paid_calls(state.store) >= limits.llm_budget
     if labeller is not None and llm_spent:
         return f"LLM budget of {limits.llm_budget} calls reached"
     human_spent = _human_room(state, limits, _audit_reserve(state, limits)) == 0
@@ -311,10 +307,10 @@ def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Label
 
 def _price_note(state: LoopState, trust: LLMTrust) -> str:
     """Where prices stop the calls: what an answer is worth against what it costs."""
-    price = state.config.routing.human_label_usd
-    if _pays_for_itself(state, trust) or price is None:
+    price, cost = state.config.routing.human_label_usd, usd_per_call(state.store)
+    if price is None or trust.pays_for_a_call(price, cost):
         return ""
-    worth, cost = trust.expected_weight() * price, usd_per_call(state.store)
+    worth = trust.expected_weight() * price
     return f"; an answer is worth ${worth:.4f} of a person's label, a call costs ${cost:.4f}"
 
 
@@ -351,7 +347,7 @@ def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) 
     elif not trust.call_settled(routing.trust_audits):  # a few more audits decide it
         size = min(size, max(1, routing.llm_probe // 4))
     if limits.llm_budget is not None:
-        size = max(1, min(size, limits.llm_budget - paid_llm_calls(state)))
+        size = max(1, min(size, limits.llm_budget - paid_calls(state.store)))
     return size
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.loop.resume import begin_run, rounds_done
+from agent.loop.spend import paid_calls
 from agent.store.protocol import ProjectStore
 
 if TYPE_CHECKING:
@@ -39,11 +40,6 @@ def begin_multi_run(store: ProjectStore, limits: dict[str, Any], fresh: bool) ->
     answered = sum(int(r["stats"].get("human_labels", 0)) for r in done
                    if rounds_done([r], plan.after_round))  # fmt: skip
     return Resumed(plan.resumed_rounds, answered)
-
-
-def paid_calls(store: ProjectStore) -> int:
-    """Paid LLM calls the project's cache holds (one entry per paid answer or sample call)."""
-    return int(store.cache_totals()["calls"])
 
 
 def cap_llm(labeller: MultiLabeller, store: ProjectStore, llm_budget: int | None) -> None:

@@ -13,6 +13,12 @@ from agent.loop.record import human_label_count
 from agent.store.protocol import ProjectStore
 
 
+def paid_calls(store: ProjectStore) -> int:
+    """Paid LLM calls the project's cache holds (one entry per paid answer or sample call): what
+    every `--llm-budget` counts, budgets being the project's totals."""
+    return int(store.cache_totals()["calls"])
+
+
 def usd_per_call(store: ProjectStore) -> float:
     """The mean price of the LLM calls paid so far (0.0 before any, or where calls are free)."""
     totals = store.cache_totals()
@@ -20,10 +26,12 @@ def usd_per_call(store: ProjectStore) -> float:
     return float(totals["cost_usd"]) / calls if calls else 0.0
 
 
-def project_spend(store: ProjectStore, human_label_usd: float | None) -> dict[str, Any]:
-    """People's labels and the LLM's calls, each with its dollars (people's None unpriced)."""
+def project_spend(
+    store: ProjectStore, human_label_usd: float | None, totals: dict[str, float]
+) -> dict[str, Any]:
+    """People's labels and the LLM's calls (`totals`: the store's `cache_totals`, read once by
+    the caller), each with its dollars (people's None unpriced)."""
     people = human_label_count(store)
-    totals = store.cache_totals()
     return {
         "human_labels": people,
         "human_usd": None if human_label_usd is None else round(people * human_label_usd, 4),
