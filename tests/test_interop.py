@@ -33,18 +33,27 @@ def invoke(*args: object) -> tuple[int, str]:
     return result.exit_code, result.stderr
 
 
+def first_rows(csv_path: Path, n: int) -> list[dict[str, str]]:
+    """The first `n` rows of a shared dataset's CSV (the test skips where it is absent)."""
+    if not csv_path.is_file():
+        pytest.skip(f"dataset file not found at {csv_path}")
+    with csv_path.open(encoding="utf-8", newline="") as handle:
+        return [row for _, row in zip(range(n), csv.DictReader(handle))]
+
+
+def init_project(folder: Path, labels: Path, *flags: str) -> Path:
+    """`labelagent init` with hashing vectors (and `flags`), which must succeed."""
+    code, err = invoke("init", folder, "--labels", labels, *flags, "--embedding-model", "hashing")
+    assert code == 0, err
+    return folder
+
+
 def trec_rows() -> list[dict[str, str]]:
-    if not TREC.is_dir():
-        pytest.skip(f"trec not found at {TREC}")
-    with (TREC / "train.csv").open(encoding="utf-8", newline="") as handle:
-        return [row for _, row in zip(range(ROWS), csv.DictReader(handle))]
+    return first_rows(TREC / "train.csv", ROWS)
 
 
 def new_project(folder: Path) -> Path:
-    code, err = invoke("init", folder, "--labels", TREC / "labels.json", "--embedding-model",
-                       "hashing")  # fmt: skip
-    assert code == 0, err
-    return folder
+    return init_project(folder, TREC / "labels.json")
 
 
 @pytest.fixture(scope="module")

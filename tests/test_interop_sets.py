@@ -20,24 +20,25 @@ import pytest
 from agent.loop.record import HumanLabel, record_human_labels
 from agent.store.sqlite import Store
 from agent.types import Annotation, Kind, QueueEntry, Source, decode_label_set, encode_label_set
-from tests.test_interop import SUFFIX, assert_import_refused, invoke, snapshot
+from tests.test_interop import (
+    SUFFIX,
+    assert_import_refused,
+    first_rows,
+    init_project,
+    invoke,
+    snapshot,
+)
 
 GO = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "go_emotions"
 ROWS = 120
 
 
 def go_rows() -> list[dict[str, str]]:
-    if not GO.is_dir():
-        pytest.skip(f"go_emotions not found at {GO}")
-    with (GO / "dev.csv").open(encoding="utf-8", newline="") as handle:
-        return [row for _, row in zip(range(ROWS), csv.DictReader(handle))]
+    return first_rows(GO / "dev.csv", ROWS)
 
 
 def new_project(folder: Path) -> Path:
-    code, err = invoke("init", folder, "--labels", GO / "labels.json", "--multi-label",
-                       "--embedding-model", "hashing")  # fmt: skip
-    assert code == 0, err
-    return folder
+    return init_project(folder, GO / "labels.json", "--multi-label")
 
 
 def seed_file(tmp: Path, rows: list[dict[str, str]], seeded: int) -> Path:
