@@ -42,6 +42,19 @@ def test_the_llm_is_asked_until_audits_show_it_below_the_classifier() -> None:
     assert "33% of 60 audits" in LLMTrust(60, 20, 50, n_classes=2).describe()
 
 
+def test_the_llm_is_weighed_against_the_classifier_as_it_stands_now() -> None:
+    """The classifier's votes cast at audit time are an early, weak classifier's: a weak LLM
+    ties with them and stays asked. Its cross-fitted record on the same audits now decides."""
+    biased = np.array([[30.0, 10.0], [10.0, 8.0]])  # said label 1 on 18: right on 8 of them
+    early = LLMTrust(128, 58, 61, n_classes=6, confusion=np.pad(biased, ((0, 4), (0, 4))))
+    assert early.worth_calling(40)  # 45 % against the early classifier's 48 %: a tie
+    now = LLMTrust(128, 58, 61, n_classes=6, confusion=early.confusion, clf_now=(74, 128))
+    assert now.clf_rate == pytest.approx(74 / 128)
+    assert not now.worth_calling(40)  # against 58 % now: clearly below
+    assert "classifier on 58% as it stands now" in now.describe()
+    assert now.to_json()["classifier_now"] == [74, 128]
+
+
 def test_a_borderline_llm_is_audited_more_before_it_is_called_on_everything() -> None:
     """40 audits right on 70 % leave the call weight inside the accuracy's interval: the
     call stays open (small probes, 20 audits more); far from it either way, it is settled;
@@ -76,6 +89,29 @@ def test_probes_are_a_uniform_draw_until_the_call_is_settled(datasets: Path) -> 
     settled = LLMTrust(60, 55, 40, n_classes=len(label_set.names))
     session.trust = lambda: settled  # type: ignore[method-assign]
     assert _round_strategy(session, labeller) is None  # type: ignore[arg-type]
+
+
+def test_a_settled_call_grows_round_by_round_and_starts_over_after_a_round_without(
+    datasets: Path,
+) -> None:
+    """One round's verdict never sends the whole pool to the LLM: a probe's worth, then twice
+    as many after each settled round in a row that asked it, back to a probe after a round
+    that did not."""
+    from agent.loop.job import _record_llm_trust, _round_size
+
+    texts, _ = _trec(datasets, 50)
+    label_set = load_label_set(datasets / "trec" / "labels.json")
+    session = LabelingSession.from_texts(texts, label_set, config=ProjectConfig(
+        embedding_model="hashing", routing=RoutingConfig(llm_probe=100)))
+    session.trust = lambda: LLMTrust(60, 55, 40, n_classes=6)  # type: ignore[method-assign]
+    limits, labeller = JobLimits(batch_size=5000), object()
+    sizes = []
+    for asked in (True, True, True, False, True):
+        sizes.append(_round_size(session, limits, labeller))  # type: ignore[arg-type]
+        _record_llm_trust(session, labeller, labeller if asked else None)  # type: ignore[arg-type]
+    assert sizes == [100, 200, 400, 800, 100]
+    assert session.store.get_meta("llm_trust")["streak"] == 1
+    assert _round_size(session, JobLimits(batch_size=150), labeller) == 150  # type: ignore[arg-type]
 
 
 def test_a_clearly_strong_llm_is_trusted_before_all_audits_are_in() -> None:

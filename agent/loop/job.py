@@ -25,7 +25,13 @@ from agent.loop.final import final_audit, final_pass
 from agent.loop.llm_setup import build_labeller, ensure_backend
 from agent.loop.record import HumanLabel, human_label_count, record_human_labels
 from agent.loop.resume import INTERRUPTED_NOTE, begin_run, finish_run
-from agent.loop.rounds import RoundStats, refresh_queue, retryable_failures, run_round
+from agent.loop.rounds import (
+    RoundStats,
+    llm_audits_missing,
+    refresh_queue,
+    retryable_failures,
+    run_round,
+)
 from agent.loop.runlock import RunLock
 from agent.loop.spend import paid_calls, usd_per_call
 from agent.loop.state import LoopState
@@ -301,8 +307,18 @@ def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Label
     trust = state.trust()
     note = trust.describe() + _crossfit_note(state) + _price_note(state, trust)
     note += "" if asking is not None else "; relying on the classifier"
-    state.store.set_meta("llm_trust", trust.to_json() | {"asked": asking is not None, "note": note})
+    settled = asking is not None and trust.call_settled(state.config.routing.trust_audits)
+    streak = _streak(state) + 1 if settled else 0  # settled rounds in a row that asked it
+    state.store.set_meta(
+        "llm_trust",
+        trust.to_json() | {"asked": asking is not None, "streak": streak, "note": note},
+    )
     return note
+
+
+def _streak(state: LoopState) -> int:
+    info = state.store.get_meta("llm_trust")
+    return int(info.get("streak", 0)) if isinstance(info, dict) else 0
 
 
 def _price_note(state: LoopState, trust: LLMTrust) -> str:
@@ -335,20 +351,36 @@ def _round_strategy(state: LoopState, labeller: Labeller | None) -> str | None:
 
 def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) -> int:
     """Items to select: the batch, but while audits have not measured the LLM yet only a
-    probe of it goes to the LLM (a quarter probe while more audits settle whether calling it
-    pays), and never more than the LLM budget has room for."""
+    probe of it goes to the LLM (a quarter probe while its audits wait for people, or while
+    more audits settle whether calling it pays: on emotion two more whole probes went out
+    while the first one's audits waited, a quarter of the pool on a weak LLM), then a
+    probe's worth doubling round by round (`_ramp`), never more than the LLM budget allows."""
     size = limits.batch_size
     if labeller is None:
         return size
     routing = state.config.routing
     trust = state.trust()
+    quarter = max(1, routing.llm_probe // 4)
     if not trust.established(routing.trust_audits):
-        size = min(size, routing.llm_probe)
+        # a whole probe only where audits are missing: not while its audits wait for people
+        size = min(size, routing.llm_probe if llm_audits_missing(state) > 0 else quarter)
     elif not trust.call_settled(routing.trust_audits):  # a few more audits decide it
-        size = min(size, max(1, routing.llm_probe // 4))
+        size = min(size, quarter)
+    else:
+        size = min(size, _ramp(state))
     if limits.llm_budget is not None:
         size = max(1, min(size, limits.llm_budget - paid_calls(state.store)))
     return size
+
+
+def _ramp(state: LoopState) -> int:
+    """Once the call is settled, a round asks the LLM about a probe's worth of items, twice
+    as many after each round in a row that asked it (`streak` in the stored trust): the
+    calls grow while the LLM stays worth them, so one round's verdict never commits the
+    whole pool. The verdict is re-read every round, and the classifier overtaking the LLM
+    costs a round of calls, not all of them (on emotion a weak LLM tied with the classifier
+    for one round and was asked about the 1,800 items left at once)."""
+    return int(state.config.routing.llm_probe * 2 ** min(_streak(state), 40))
 
 
 def _audit_reserve(state: LoopState, limits: JobLimits) -> int:

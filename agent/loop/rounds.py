@@ -250,9 +250,7 @@ def _mark_llm_audits(
     call is unsettled) as many as are missing, then a small rate.
     Items whose call failed (`answered` False) have no LLM label to audit."""
     routing = state.config.routing
-    waiting = sum(e.reason == LLM_AUDIT for e in state.store.pending())
-    trust = state.trust()
-    missing = trust.audits_wanted(routing.trust_audits) - trust.checked - waiting
+    missing = llm_audits_missing(state)
     rng = np.random.default_rng([state.config.seed, round_no, 29])
     n = result.route.size
     if missing > 0:
@@ -262,6 +260,13 @@ def _mark_llm_audits(
     chosen = chosen[answered[chosen]]
     result.route[chosen] = Route.AUDIT
     result.reason[chosen] = REASONS.index(LLM_AUDIT)
+
+
+def llm_audits_missing(state: LoopState) -> int:
+    """Random LLM audits the trust still wants beyond those answered or waiting for people."""
+    waiting = sum(e.reason == LLM_AUDIT for e in state.store.pending())
+    trust = state.trust()
+    return trust.audits_wanted(state.config.routing.trust_audits) - trust.checked - waiting
 
 
 def _record_model_votes(

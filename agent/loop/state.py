@@ -8,7 +8,7 @@ restarted process picks up where the last one stopped.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -83,6 +83,8 @@ class LoopState:
         # check): whether the LLM's rows teach the classifier, whether its votes help guess.
         self.llm_teaches: bool | None = None
         self.llm_decides: bool | None = None
+        # The same check's classifier on the LLM audits (right, of), out of fold (None: none).
+        self.clf_on_audits: tuple[int, int] | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -136,7 +138,7 @@ class LoopState:
     def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
-        self.llm_teaches = self.llm_decides = None
+        self.llm_teaches = self.llm_decides = self.clf_on_audits = None
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
             mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
@@ -210,6 +212,8 @@ class LoopState:
         voted = said != NO_LABEL
         if int(voted.sum()) < MIN_LABELS_TO_COMPARE:
             return True  # too few to tell: the audited trust decides alone
+        right = probs[voted].argmax(axis=1) == truth[voted]
+        self.clf_on_audits = (int(right.sum()), int(voted.sum()))
         likelihood = self.trust().likelihood()
         combined = posterior_probs(probs[voted], said[voted], likelihood)
         return log_loss(combined, truth[voted]) < log_loss(probs[voted], truth[voted])
@@ -246,8 +250,11 @@ class LoopState:
         return out_of_fold(rows, voted, fit, folds, seed)
 
     def trust(self) -> LLMTrust:
-        """The LLM's record on random audits so far (see `agent.routing.trust`)."""
-        return llm_trust(self.verdicts(), len(self.label_set), self.config.routing.confidence_level)
+        """The LLM's record on random audits so far, beside the classifier's as it stands now
+        where the last retrain measured it (see `agent.routing.trust`)."""
+        level = self.config.routing.confidence_level
+        trust = llm_trust(self.verdicts(), len(self.label_set), level)
+        return replace(trust, clf_now=self.clf_on_audits)
 
     @property
     def scores(self) -> Scores:

@@ -52,11 +52,25 @@ class LLMTrust:
     n_classes: int
     level: float = 0.95
     confusion: np.ndarray | None = None
+    # The classifier as it stands now on the same audits (right, of), cross-fitted so that no
+    # audit's own label reaches it; None where only its votes cast at audit time are known.
+    clf_now: tuple[int, int] | None = None
 
     @property
     def accuracy(self) -> float:
         """Posterior mean of the LLM's accuracy under a uniform prior (defined at 0 audits)."""
         return (self.llm_correct + 1) / (self.checked + 2)
+
+    @property
+    def clf_rate(self) -> float:
+        """The classifier's accuracy on the audits: as it stands now where that is known,
+        else its votes cast when each audit was made. Those understate it: the classifier
+        learns after every round while the audits of a settled call stop coming in, and on
+        emotion a weak LLM (right on 45 %) stayed asked on the pool against the classifier's
+        early 48 % while the classifier now was right on 51-60 % of the same items."""
+        if self.clf_now is not None and self.clf_now[1] > 0:
+            return self.clf_now[0] / self.clf_now[1]
+        return self.clf_correct / max(self.checked, 1)
 
     @property
     def bounds(self) -> tuple[float, float]:
@@ -122,16 +136,16 @@ class LLMTrust:
         accuracy its labels may carry no weight (near chance level), an answer is expected to
         be worth less than `CALL_WEIGHT` of a certain label (binary: right under about 64 %,
         six labels: under 40 %, or a biased LLM whose habitual label is near chance), or it is
-        right clearly less often than the classifier on the same items (by more than
-        `TIE_MARGIN`; near a tie two independent opinions still help). The whole pool is at
+        right clearly less often than the classifier (as it stands now, `clf_rate`) on the
+        same items (by more than `TIE_MARGIN`; near a tie two independent opinions still
+        help). The whole pool is at
         stake, so the benefit of the doubt goes to not paying. Until `call_settled`, True: the
         job keeps probing with small batches while audits come in."""
         if not self.call_settled(min_audits):
             return True
         llm_rate = self.llm_correct / self.checked
-        clf_rate = self.clf_correct / self.checked
         worth = self.informative() and self.expected_weight() >= CALL_WEIGHT
-        return worth and llm_rate + TIE_MARGIN >= clf_rate
+        return worth and llm_rate + TIE_MARGIN >= self.clf_rate
 
     def call_settled(self, min_audits: int) -> bool:
         """Whether the audits settle if calling the LLM on everything pays: established, and
@@ -169,9 +183,10 @@ class LLMTrust:
         if self.checked == 0:
             return "LLM not audited yet"
         share = self.llm_correct / self.checked
+        when = "" if self.clf_now is None else " as it stands now"
         return (
             f"LLM right on {share:.0%} of {self.checked} audits, "
-            f"classifier on {self.clf_correct / self.checked:.0%}"
+            f"classifier on {self.clf_rate:.0%}{when}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -179,6 +194,7 @@ class LLMTrust:
             "audits": self.checked,
             "llm_correct": self.llm_correct,
             "classifier_correct": self.clf_correct,
+            "classifier_now": None if self.clf_now is None else list(self.clf_now),
             "accuracy": round(self.accuracy, 4),
             "weight": round(self.weight, 4),
         }
