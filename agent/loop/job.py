@@ -317,6 +317,7 @@ def _record_llm_trust(state: LoopState, labeller: Labeller | None, asking: Label
 
 
 def _streak(state: LoopState) -> int:
+    """Settled rounds in a row, up to the last, that asked the LLM (kept with its trust)."""
     info = state.store.get_meta("llm_trust")
     return int(info.get("streak", 0)) if isinstance(info, dict) else 0
 

@@ -138,9 +138,9 @@ class LLMTrust:
         six labels: under 40 %, or a biased LLM whose habitual label is near chance), or it is
         right clearly less often than the classifier (as it stands now, `clf_rate`) on the
         same items (by more than `TIE_MARGIN`; near a tie two independent opinions still
-        help). The whole pool is at
-        stake, so the benefit of the doubt goes to not paying. Until `call_settled`, True: the
-        job keeps probing with small batches while audits come in."""
+        help). Much of the pool is at stake, so the benefit of the doubt goes to not paying.
+        Until `call_settled`, True: the job keeps probing with small batches while audits
+        come in."""
         if not self.call_settled(min_audits):
             return True
         llm_rate = self.llm_correct / self.checked
