@@ -48,11 +48,22 @@ def test_the_llm_is_weighed_against_the_classifier_as_it_stands_now() -> None:
     biased = np.array([[30.0, 10.0], [10.0, 8.0]])  # said label 1 on 18: right on 8 of them
     early = LLMTrust(128, 58, 61, n_classes=6, confusion=np.pad(biased, ((0, 4), (0, 4))))
     assert early.worth_calling(40)  # 45 % against the early classifier's 48 %: a tie
-    now = LLMTrust(128, 58, 61, n_classes=6, confusion=early.confusion, clf_now=(74, 128))
+    now = LLMTrust(128, 58, 61, n_classes=6, confusion=early.confusion, clf_now=(74, 128),
+                   split=(10, 26))  # 26 audits only the classifier got right, 10 only the LLM
     assert now.clf_rate == pytest.approx(74 / 128)
     assert not now.worth_calling(40)  # against 58 % now: clearly below
     assert "classifier on 58% as it stands now" in now.describe()
     assert now.to_json()["classifier_now"] == [74, 128]
+
+
+def test_an_llm_a_few_points_below_the_classifier_now_is_still_asked() -> None:
+    """Clearly below means beyond the audits' noise: an LLM right on 46 of 60 audits where
+    the classifier now is right on 50 (6 only the LLM got right, 10 only the classifier)
+    still adds a second opinion; against a classifier right on all 60 it does not."""
+    close = LLMTrust(60, 46, 40, n_classes=2, clf_now=(50, 60), split=(6, 10))
+    assert not close.clearly_below_classifier() and close.worth_calling(40)
+    clear = LLMTrust(60, 46, 40, n_classes=2, clf_now=(60, 60), split=(0, 14))
+    assert clear.clearly_below_classifier() and not clear.worth_calling(40)
 
 
 def test_a_borderline_llm_is_audited_more_before_it_is_called_on_everything() -> None:

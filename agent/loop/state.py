@@ -83,8 +83,10 @@ class LoopState:
         # check): whether the LLM's rows teach the classifier, whether its votes help guess.
         self.llm_teaches: bool | None = None
         self.llm_decides: bool | None = None
-        # The same check's classifier on the LLM audits (right, of), out of fold (None: none).
+        # The same check's classifier on the LLM audits (right, of), out of fold (None: none),
+        # and the audits only the LLM / only the classifier got right.
         self.clf_on_audits: tuple[int, int] | None = None
+        self.audit_split: tuple[int, int] | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -138,7 +140,7 @@ class LoopState:
     def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
-        self.llm_teaches = self.llm_decides = self.clf_on_audits = None
+        self.llm_teaches = self.llm_decides = self.clf_on_audits = self.audit_split = None
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
             mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
@@ -213,7 +215,9 @@ class LoopState:
         if int(voted.sum()) < MIN_LABELS_TO_COMPARE:
             return True  # too few to tell: the audited trust decides alone
         right = probs[voted].argmax(axis=1) == truth[voted]
+        llm_right = said[voted] == truth[voted]
         self.clf_on_audits = (int(right.sum()), int(voted.sum()))
+        self.audit_split = (int((llm_right & ~right).sum()), int((right & ~llm_right).sum()))
         likelihood = self.trust().likelihood()
         combined = posterior_probs(probs[voted], said[voted], likelihood)
         return log_loss(combined, truth[voted]) < log_loss(probs[voted], truth[voted])
@@ -254,7 +258,7 @@ class LoopState:
         where the last retrain measured it (see `agent.routing.trust`)."""
         level = self.config.routing.confidence_level
         trust = llm_trust(self.verdicts(), len(self.label_set), level)
-        return replace(trust, clf_now=self.clf_on_audits)
+        return replace(trust, clf_now=self.clf_on_audits, split=self.audit_split)
 
     @property
     def scores(self) -> Scores:

@@ -14,7 +14,9 @@ the same items, out of sample.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,7 @@ CALL_WEIGHT = 0.08
 CALL_CONFIDENCE = 0.8
 MAX_TRUST_AUDITS = 3
 PRIOR_AUDITS = 8.0  # pseudo-audits per label that pull its figures toward the overall accuracy
+_Z_CALL = float(NormalDist().inv_cdf(CALL_CONFIDENCE))  # one-sided z at CALL_CONFIDENCE
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,6 +58,8 @@ class LLMTrust:
     # The classifier as it stands now on the same audits (right, of), cross-fitted so that no
     # audit's own label reaches it; None where only its votes cast at audit time are known.
     clf_now: tuple[int, int] | None = None
+    # On those audits, (items only the LLM got right, items only the classifier got right).
+    split: tuple[int, int] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -136,16 +141,27 @@ class LLMTrust:
         accuracy its labels may carry no weight (near chance level), an answer is expected to
         be worth less than `CALL_WEIGHT` of a certain label (binary: right under about 64 %,
         six labels: under 40 %, or a biased LLM whose habitual label is near chance), or it is
-        right clearly less often than the classifier (as it stands now, `clf_rate`) on the
-        same items (by more than `TIE_MARGIN`; near a tie two independent opinions still
-        help). Much of the pool is at stake, so the benefit of the doubt goes to not paying.
-        Until `call_settled`, True: the job keeps probing with small batches while audits
-        come in."""
+        right clearly less often than the classifier as it stands now on the same items
+        (`clearly_below_classifier`; near a tie two independent opinions still help). Until
+        `call_settled`, True: the job keeps probing with small batches while audits come
+        in."""
         if not self.call_settled(min_audits):
             return True
-        llm_rate = self.llm_correct / self.checked
         worth = self.informative() and self.expected_weight() >= CALL_WEIGHT
-        return worth and llm_rate + TIE_MARGIN >= self.clf_rate
+        return worth and not self.clearly_below_classifier()
+
+    def clearly_below_classifier(self) -> bool:
+        """Whether the classifier is right more often than the LLM by over `TIE_MARGIN`.
+        Against the classifier as it stands now (`clf_now`), beyond noise: a paired test on
+        the audits where only one of the two is right, one-sided at `CALL_CONFIDENCE`. The
+        plain margin stopped LLMs right on 72-79 % (babe, 8-shot) that a classifier at
+        80-82 % read a few points ahead of on 60-120 audits, though asking them went on
+        saving people's labels. Without that record, the votes cast at audit time."""
+        if self.clf_now is None or self.split is None:
+            return self.llm_correct / self.checked + TIE_MARGIN < self.clf_rate
+        llm_only, clf_only = self.split
+        excess = clf_only - llm_only - TIE_MARGIN * self.clf_now[1]
+        return excess > _Z_CALL * math.sqrt(max(llm_only + clf_only, 1))
 
     def call_settled(self, min_audits: int) -> bool:
         """Whether the audits settle if calling the LLM on everything pays: established, and
