@@ -105,16 +105,16 @@ def test_probes_are_a_uniform_draw_until_the_call_is_settled(datasets: Path) -> 
 def test_a_settled_call_grows_round_by_round_and_starts_over_after_a_round_without(
     datasets: Path,
 ) -> None:
-    """One round's verdict never sends the whole pool to the LLM: a probe's worth, then twice
-    as many after each settled round in a row that asked it, back to a probe after a round
-    that did not."""
+    """One round's verdict never sends the whole pool to an LLM that trails the classifier: a
+    probe's worth, then twice as many after each settled round in a row that asked it, back
+    to a probe after a round that did not. One at least as right gets the whole batch."""
     from agent.loop.job import _record_llm_trust, _round_size
 
     texts, _ = _trec(datasets, 50)
     label_set = load_label_set(datasets / "trec" / "labels.json")
     session = LabelingSession.from_texts(texts, label_set, config=ProjectConfig(
         embedding_model="hashing", routing=RoutingConfig(llm_probe=100)))
-    session.trust = lambda: LLMTrust(60, 55, 40, n_classes=6)  # type: ignore[method-assign]
+    session.trust = lambda: LLMTrust(60, 45, 50, n_classes=6)  # type: ignore[method-assign]
     limits, labeller = JobLimits(batch_size=5000), object()
     sizes = []
     for asked in (True, True, True, False, True):
@@ -123,6 +123,8 @@ def test_a_settled_call_grows_round_by_round_and_starts_over_after_a_round_witho
     assert sizes == [100, 200, 400, 800, 100]
     assert session.store.get_meta("llm_trust")["streak"] == 1
     assert _round_size(session, JobLimits(batch_size=150), labeller) == 150  # type: ignore[arg-type]
+    session.trust = lambda: LLMTrust(60, 55, 50, n_classes=6)  # type: ignore[method-assign]
+    assert _round_size(session, limits, labeller) == 5000  # type: ignore[arg-type]
 
 
 def test_a_clearly_strong_llm_is_trusted_before_all_audits_are_in() -> None:

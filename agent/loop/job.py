@@ -354,8 +354,9 @@ def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) 
     """Items to select: the batch, but while audits have not measured the LLM yet only a
     probe of it goes to the LLM (a quarter probe while its audits wait for people, or while
     more audits settle whether calling it pays: on emotion two more whole probes went out
-    while the first one's audits waited, a quarter of the pool on a weak LLM), then a
-    probe's worth doubling round by round (`_ramp`), never more than the LLM budget allows."""
+    while the first one's audits waited, a quarter of the pool on a weak LLM), then for an
+    LLM trailing the classifier a probe's worth doubling round by round (`_ramp`), never
+    more than the LLM budget allows."""
     size = limits.batch_size
     if labeller is None:
         return size
@@ -367,7 +368,7 @@ def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) 
         size = min(size, routing.llm_probe if llm_audits_missing(state) > 0 else quarter)
     elif not trust.call_settled(routing.trust_audits):  # a few more audits decide it
         size = min(size, quarter)
-    else:
+    elif trust.llm_correct / trust.checked < trust.clf_rate:  # a second opinion: grow it
         size = min(size, _ramp(state))
     if limits.llm_budget is not None:
         size = max(1, min(size, limits.llm_budget - paid_calls(state.store)))
@@ -375,12 +376,14 @@ def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) 
 
 
 def _ramp(state: LoopState) -> int:
-    """Once the call is settled, a round asks the LLM about a probe's worth of items, twice
-    as many after each round in a row that asked it (`streak` in the stored trust): the
-    calls grow while the LLM stays worth them, so one round's verdict never commits the
-    whole pool. The verdict is re-read every round, and the classifier overtaking the LLM
-    costs a round of calls, not all of them (on emotion a weak LLM tied with the classifier
-    for one round and was asked about the 1,800 items left at once)."""
+    """Items for a settled call on an LLM that trails the classifier as it stands now (asked
+    as a second opinion, near the point where it stops paying): a probe's worth, twice as
+    many after each round in a row that asked it (`streak` in the stored trust), so one
+    round's verdict never commits the whole pool; the classifier pulling clearly ahead costs
+    a round of calls, not all of them (on emotion a weak LLM tied with the classifier for
+    one round and was asked about the 1,800 items left at once). An LLM at least as right as
+    the classifier gets the whole batch: its answers lift every item's guess, and growing
+    its calls cost 80-130 people's labels per LLM on babe 8-shot."""
     return int(state.config.routing.llm_probe * 2 ** min(_streak(state), 40))
 
 
