@@ -2,11 +2,11 @@
 the most items such a run can send to the LLM.
 
 A round selects `batch_size` items (`agent.loop.job._round_size`): at most
-`routing.llm_probe` of them while fewer audits of the LLM are in than trust needs (then a
-probe's worth, doubling with each round in a row that asks it), and never more than the LLM
-budget has calls left; only items with no label that are not waiting for review can be
-selected, and the final pass asks no LLM. So rounds x batch size, capped by
-those, bounds the LLM's items from above. Fewer are asked when audits show the LLM adds
+`routing.llm_probe` of them while fewer audits of the LLM are in than trust needs (then, for an
+LLM trailing the classifier, a probe's worth doubling with each round in a row that asks it),
+and never more than the LLM budget has calls left; only items with no label that are not
+waiting for review can be selected, and the final pass asks no LLM. So rounds x batch size,
+capped by those, bounds the LLM's items from above. Fewer are asked when audits show the LLM adds
 nothing, the target accuracy is reached, the pool runs dry, or a reply comes from the cache.
 """
 
