@@ -368,7 +368,7 @@ def _round_size(state: LoopState, limits: JobLimits, labeller: Labeller | None) 
         size = min(size, routing.llm_probe if llm_audits_missing(state) > 0 else quarter)
     elif not trust.call_settled(routing.trust_audits):  # a few more audits decide it
         size = min(size, quarter)
-    elif trust.llm_correct / trust.checked < trust.clf_rate:  # a second opinion: grow it
+    elif trust.llm_rate < trust.clf_rate:  # asked as a second opinion: its calls grow
         size = min(size, _ramp(state))
     if limits.llm_budget is not None:
         size = max(1, min(size, limits.llm_budget - paid_calls(state.store)))

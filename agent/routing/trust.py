@@ -67,6 +67,11 @@ class LLMTrust:
         return (self.llm_correct + 1) / (self.checked + 2)
 
     @property
+    def llm_rate(self) -> float:
+        """The share of the audits the LLM got right (abstains count as wrong; 0 before any)."""
+        return self.llm_correct / max(self.checked, 1)
+
+    @property
     def clf_rate(self) -> float:
         """The classifier's accuracy on the audits: as it stands now where that is known,
         else its votes cast when each audit was made. Those understate it: the classifier
@@ -158,7 +163,7 @@ class LLMTrust:
         80-82 % read a few points ahead of on 60-120 audits, though asking them went on
         saving people's labels. Without that record, the votes cast at audit time."""
         if self.clf_now is None or self.split is None:
-            return self.llm_correct / self.checked + TIE_MARGIN < self.clf_rate
+            return self.llm_rate + TIE_MARGIN < self.clf_rate
         llm_only, clf_only = self.split
         excess = clf_only - llm_only - TIE_MARGIN * self.clf_now[1]
         return excess > _Z_CALL * math.sqrt(max(llm_only + clf_only, 1))
@@ -198,10 +203,9 @@ class LLMTrust:
         """One line for the progress display and `status`."""
         if self.checked == 0:
             return "LLM not audited yet"
-        share = self.llm_correct / self.checked
         when = "" if self.clf_now is None else " as it stands now"
         return (
-            f"LLM right on {share:.0%} of {self.checked} audits, "
+            f"LLM right on {self.llm_rate:.0%} of {self.checked} audits, "
             f"classifier on {self.clf_rate:.0%}{when}"
         )
 
