@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agent.routing.calibration import describe
+
 
 def format_estimate(estimate: dict[str, Any] | None) -> str:
     """The lower bound first (what the project can stand behind), then the point value, the
@@ -49,6 +51,8 @@ def render_status(console: Console, info: dict[str, Any]) -> None:
         table.add_row("LLM trust", str(trust["note"]))
     table.add_row("final labels", format_statuses(info.get("by_status") or {}))
     table.add_row("final_label accuracy", format_estimate(info["estimated_accuracy"]))
+    if info.get("p_right"):
+        table.add_row("final_confidence", describe(info["p_right"]))
     if info.get("target"):
         table.add_row("target", format_target(info["target"], info["estimated_accuracy"]))
     agreement = info.get("agreement") or {}

@@ -15,6 +15,7 @@ from agent.app.report_page import PAGE, fields_table, figures_grid, html_page, r
 from agent.app.report_plots import accuracy_plot, confusion_plot, llm_plot, spend_plot
 from agent.app.status import project_status
 from agent.config import ProjectConfig
+from agent.routing.calibration import describe
 from agent.store.protocol import ProjectStore
 
 FIGURES = {
@@ -54,6 +55,8 @@ def status_rows(info: dict[str, Any]) -> list[tuple[str, str]]:
     if info.get("llm_trust"):
         rows.append(("LLM trust", str(info["llm_trust"].get("note", ""))))
     rows.append(("estimated accuracy", format_estimate(info["estimated_accuracy"])))
+    if info.get("p_right"):
+        rows.append(("final_confidence", describe(info["p_right"])))
     agreement = info.get("agreement") or {}
     if agreement.get("kappa") is not None:
         rows.append(("operator agreement",

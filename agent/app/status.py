@@ -9,6 +9,7 @@ from agent.config import LLMConfig, RoutingConfig
 from agent.loop.resume import PLAN_KEY
 from agent.loop.spend import project_spend
 from agent.routing.accuracy import estimate_from_store
+from agent.routing.calibration import CALIBRATION_META
 from agent.routing.final_answer import final_answers, status_counts
 from agent.routing.sources import counts_by_source
 from agent.store.protocol import ProjectStore
@@ -43,6 +44,7 @@ def project_status(
         "folder": str(store.path.parent) if store.path is not None else None,
         "agreement": agreement_summary(store),  # Cohen's kappa over overlap items
         "llm_trust": store.get_meta("llm_trust"),  # the LLM's audited record, if it has one
+        "p_right": store.get_meta(CALIBRATION_META),  # how final_confidence was measured
     }
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from agent.loop.entries import queue_entries, stored_llm_views
 from agent.loop.state import LoopState
+from agent.routing.calibration import CALIBRATION_META
 from agent.routing.ppi import AUDIT_POPULATION, active_draw_probabilities
 from agent.routing.priority import AUDIT_BONUS
 from agent.routing.thresholds import fit_classifier_threshold
@@ -38,6 +39,7 @@ def final_pass(state: LoopState, round_no: int) -> dict[str, Any]:
     labels, confident = threshold.apply(state.scores.probs)
     sure = np.flatnonzero(unlabelled & ~pool.queued & confident)
     unsure = np.flatnonzero(unlabelled & ~pool.queued & ~confident)
+    state.store.set_meta(CALIBRATION_META, state.calibration().to_json())
     _label_sure(state, sure, labels[sure], round_no)
     _enqueue(state, unsure, state.best_guess(), "clf_unsure", round_no)
     state.reload_labels()
@@ -89,14 +91,15 @@ def _draw_chances(p_right: np.ndarray, estimator: str) -> np.ndarray:
 def _label_sure(
     state: LoopState, positions: np.ndarray, labels: np.ndarray, round_no: int
 ) -> None:
-    probs = state.scores.probs
+    # The stored confidence is P(right) as people's labels measure it, not the raw maximum.
+    confidence = state.calibration().apply(state.scores.probs[positions].max(axis=1))
     names = state.label_set.names
     for part in _batches(len(positions)):  # bounded memory: a million labels are many objects
         state.store.add_annotations([
             Annotation(int(state.pool.keys[i]), names[int(lab)], Source.MODEL, Kind.LABEL,
-                       actor="final-pass", confidence=float(probs[i].max()), round=round_no,
+                       actor="final-pass", confidence=float(p), round=round_no,
                        meta={"stage": "final"})
-            for i, lab in zip(positions[part], labels[part])
+            for i, lab, p in zip(positions[part], labels[part], confidence[part])
         ])
 
 

@@ -22,6 +22,7 @@ from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
 from agent.loop.pool import Pool, build_pool
+from agent.routing.calibration import MIN_VERDICTS, Calibration, fit_calibration
 from agent.routing.evidence import Verdicts, collect_verdicts
 from agent.routing.priority import unlabelled_in_cell
 from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust, posterior_probs
@@ -41,6 +42,7 @@ class Scores:
 
 MIN_LABELS_TO_COMPARE = 20  # people's labels before the LLM's rows must prove they help
 MAX_LLM_ROWS_TO_COMPARE = 20_000  # keeps the check's cost flat on large pools
+MAX_CALIBRATION_LABELS = 5_000  # people's labels the P(right) map is fitted on, at most
 
 
 def _llm_dominates(weight: np.ndarray, human_weight: float) -> bool:
@@ -79,6 +81,10 @@ class LoopState:
         self._cells: np.ndarray | None = None
         self._verdicts: tuple[int, Verdicts] | None = None
         self._crossfit: tuple[np.ndarray, np.ndarray] | None = None
+        # People's labels (positions) scored by models that never saw them, as the last
+        # retrain's check left them (None: no check), and the P(right) map fitted on them.
+        self._people_heldout: tuple[np.ndarray, np.ndarray] | None = None
+        self._calibration: Calibration | None = None
         # What the last retrain's cross-fitted check on people's labels found (None: no
         # check): whether the LLM's rows teach the classifier, whether its votes help guess.
         self.llm_teaches: bool | None = None
@@ -105,7 +111,7 @@ class LoopState:
                 self.progress,
                 self.engine,
             )
-            self._committee = self._scores = None
+            self._committee = self._scores = self._calibration = None
         return self._pool
 
     def items_at(self, positions: np.ndarray | Sequence[int]) -> list[Item]:
@@ -132,6 +138,7 @@ class LoopState:
         rows, labels, weight = self._training_set()
         committee = self._committee_on(rows, labels, weight, self.config.committee_size)
         self._committee, self._scores, self._crossfit = committee, None, None
+        self._calibration = None
         if weight is not None:  # the LLM's votes are in: score them out of fold
             voted = rows[weight < self.config.routing.human_weight]
             self._crossfit = (voted, self._out_of_fold(rows, labels, weight, voted))
@@ -141,6 +148,7 @@ class LoopState:
         """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
         self.llm_teaches = self.llm_decides = self.clf_on_audits = self.audit_split = None
+        self._people_heldout = None
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
             mask = mask | ((pool.sources == Source.LLM.value) & (pool.labels != NO_LABEL))
@@ -192,6 +200,7 @@ class LoopState:
         alone = heldout_probs(people, fitter(from_llm[:0]), folds, seed)
         taught = heldout_probs(people, fitter(from_llm), folds, seed)
         helps = log_loss(taught, truth) < log_loss(alone, truth)
+        self._people_heldout = (rows[people], taught if helps else alone)
         self.llm_decides = self._votes_help(rows[people], truth, taught if helps else alone)
         return helps
 
@@ -348,11 +357,12 @@ class LoopState:
 
     def p_right(self) -> np.ndarray:
         """P(the label handed over is right) per item (n,): people's labels count as right,
-        every other item as likely as its label or best guess (the posterior where the LLM
-        voted, else the classifier)."""
+        every other item as likely as its label or best guess: the posterior where the LLM
+        voted (its trust is measured on audits), else the classifier's probability mapped
+        onto what people's labels measure (`calibration`)."""
         probs, pool = self.scores.probs, self.pool
         guess = self.best_guess()
-        p_right = probs[np.arange(len(pool)), guess].astype(np.float64)
+        p_right = self.calibration().apply(probs[np.arange(len(pool)), guess])
         pos, llm, _ = self.llm_votes()
         combined = self.posterior(pos, llm) if pos.size else None
         if combined is not None:
@@ -360,6 +370,41 @@ class LoopState:
             p_right[pos[free]] = 1.0 - combined[1][free]
         p_right[pool.human_mask] = 1.0
         return p_right
+
+    def calibration(self) -> Calibration:
+        """The map from the classifier's probability of its label to the share right, fitted
+        once per retrain on people's labels as models that never saw them score them
+        (`agent.routing.calibration`)."""
+        if self._calibration is None:
+            held = self._people_out_of_fold()
+            if held is None:
+                self._calibration = Calibration()
+            else:
+                positions, probs = held
+                right = probs.argmax(axis=1) == self.pool.labels[positions]
+                self._calibration = fit_calibration(probs.max(axis=1), right)
+        return self._calibration
+
+    def _people_out_of_fold(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """People's labels (positions) and their out-of-fold probabilities: the last
+        retrain's check where it ran, else models fitted on people's other labels."""
+        if self._people_heldout is not None:
+            return self._people_heldout
+        pool = self.pool
+        people = np.flatnonzero(pool.human_mask & (pool.labels != NO_LABEL))
+        if people.size < MIN_VERDICTS:
+            return None
+        if people.size > MAX_CALIBRATION_LABELS:  # the map needs a sample, not every label
+            rng = np.random.default_rng([self.config.seed, 31])
+            people = np.sort(rng.choice(people, MAX_CALIBRATION_LABELS, replace=False))
+
+        def fit_without(held: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            train = np.setdiff1d(people, held, assume_unique=True)
+            model = self._committee_on(train, pool.labels[train], None, 0)
+            return lambda at: model.predict_proba(pool.vectors[at])
+
+        folds, seed = self.config.routing.crossfit_folds, self.config.seed
+        return people, heldout_probs(people, fit_without, folds, seed)
 
     def posterior(
         self, positions: np.ndarray, llm_label: np.ndarray
