@@ -18,7 +18,10 @@ estimator on its own draw of `--audits` items, so there are states x draws runs:
   weights keep it unbiased): the product's default.
 
 Per estimator: coverage over the runs, mean width in points, and the audits that the mean
-width needs to fall to 3 and to 2 points (over a grid of audit sizes, `n/a` beyond it). The
+width needs to fall to 3 and to 2 points (over a grid of audit sizes, `n/a` beyond it). Of
+the predictor: how well its P(right) ranks right above wrong (AUC) and the share of the
+outcomes' variance it explains at its best weight, the most a prediction-powered interval can
+gain from it (the width scales with the square root of what is left). The
 last line is the default estimator's `coverage=<fraction> mean_width=<points>
 audits_for_3pts=<n>`.
 """
@@ -33,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from agent.routing.accuracy import Stratum, estimate_accuracy
@@ -110,6 +114,21 @@ ESTIMATORS: dict[str, Estimator] = {
 }
 
 
+def predictor_quality(states: Sequence[State]) -> dict[str, float]:
+    """Mean over the states of the predictor's AUC on the machine labels and the share of
+    their right/wrong variance that the best multiple of it explains, 1 - min_lam
+    Var(c - lam f) / Var(c)."""
+    aucs, explained = [], []
+    for s in states:
+        right, f = s.right[s.machine].astype(float), s.p_right[s.machine]
+        if right.min() == right.max() or np.ptp(f) == 0:
+            continue
+        aucs.append(roc_auc_score(right, f))
+        explained.append(np.corrcoef(right, f)[0, 1] ** 2)
+    return {"auc": round(float(np.mean(aucs)), 3) if aucs else float("nan"),
+            "variance_explained": round(float(np.mean(explained)), 3) if explained else 0.0}
+
+
 def study(states: Sequence[State], draws: int, audits: int, level: float) -> dict[str, Any]:
     """Per estimator: coverage and mean width at `audits`, and the audits for 3 and 2 points."""
     out: dict[str, Any] = {}
@@ -164,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {"dataset": data.name, "pool_size": len(data.pool), "llm": llm,
               "labels": args.labels, "runs": args.states * args.draws, "audits": args.audits,
               "level": args.level, "true_accuracy": [round(s.truth, 4) for s in states],
+              "predictor": predictor_quality(states),
               "estimators": study(states, args.draws, args.audits, args.level)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
@@ -174,6 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, e in result["estimators"].items():
         print(f"| {name} | {e['coverage']:.2f} | {e['mean_width_points']:.2f} "
               f"| {e['audits_for_3pts'] or 'n/a'} | {e['audits_for_2pts'] or 'n/a'} |")
+    q = result["predictor"]
+    print(f"predictor: AUC {q['auc']}, explains {q['variance_explained']:.0%} of the "
+          "right/wrong variance")
     d = result["estimators"][DEFAULT]
     print(f"coverage={d['coverage']} mean_width={d['mean_width_points']} "
           f"audits_for_3pts={d['audits_for_3pts'] or 'n/a'}", file=sys.stdout)

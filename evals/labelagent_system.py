@@ -15,6 +15,7 @@ import numpy as np
 from agent.config import LLMConfig, ProjectConfig, RoutingConfig
 from agent.labeller.labeller import Labeller
 from agent.loop.job import JobLimits, run_job
+from agent.loop.llm_setup import NO_LLM
 from agent.loop.pool import label_texts
 from agent.loop.session import LabelingSession
 from agent.loop.target import CONFIRMED
@@ -60,9 +61,12 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
 
     The first round sends the LLM every item (a fresh classifier can settle none); people
     answer half a `step` per round, so the classifier retrains and re-ranks the queue often.
+    With `--llm none` no LLM is asked: the zero-shot member stands in for it, as in
+    `labelagent run --llm none`.
     """
     cfg, data = ctx.config, ctx.data
-    spec = seeded_spec(cfg.llm, seed)
+    no_llm = cfg.llm in (None, NO_LLM)  # `--llm none`: people, the classifier, zero-shot
+    spec = None if no_llm else seeded_spec(cfg.llm, seed)
     config = ProjectConfig(
         seed=seed, batch_size=ctx.n_pool, committee_size=cfg.n_members,
         llm=LLMConfig(model=spec, few_shot_k=0, concurrency=64),
@@ -72,8 +76,10 @@ def labelagent_system(ctx: SimContext, seed: int) -> SystemRun:
         data.pool.texts, data.label_set, config=config, embedder=_embedder(ctx)
     )
     names = data.label_set.names
-    session.backend = make_llm_backend(ctx, seed)  # the same answers the baselines hear
-    labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
+    labeller = None
+    if not no_llm:
+        session.backend = make_llm_backend(ctx, seed)  # the same answers the baselines hear
+        labeller = Labeller(session.backend, data.label_set, config.llm, session.store)
     answers = human_answers(ctx, seed)
     exact = ExactCount(ctx, session, answers)
 

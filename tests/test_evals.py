@@ -278,6 +278,15 @@ def test_labelagent_system_runs_the_product_loop(dataset: Path, tmp_path: Path) 
     assert 0.0 <= est["low"] <= est["value"] <= est["high"] <= 1.0
 
 
+def test_labelagent_runs_without_an_llm(dataset: Path, tmp_path: Path) -> None:
+    result = _run(dataset, tmp_path, "none.json", "--systems", "labelagent", "--llm", "none",
+                  "--seeds", "1", "--budget", "60")
+    la = result["systems"]["labelagent"]
+    assert la["llm_calls"] == 0
+    assert 0 < la["curve"][-1][0] <= 60
+    assert la["final_corpus_accuracy"] > 0.5
+
+
 # ---- posterior router and the real-replay sweep ----------------------------------------------
 def test_posterior_router_beats_human_only_with_a_strong_llm(tmp_path: Path) -> None:
     folder = tmp_path / "hard"  # two class words in five: the classifier alone needs many labels
@@ -393,6 +402,7 @@ def test_coverage_study_prints_every_estimator_and_its_last_line(
     assert coverage.main(argv) == 0
     result = json.loads(out.read_text(encoding="utf-8"))
     assert set(result["estimators"]) == set(coverage.ESTIMATORS) and result["runs"] == 6
+    assert 0.0 <= result["predictor"]["variance_explained"] <= 1.0
     for e in result["estimators"].values():
         assert 0.0 <= e["coverage"] <= 1.0 and e["mean_width_points"] > 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
@@ -410,3 +420,16 @@ def test_labelagent_counts_labels_to_target_one_by_one(dataset: Path, tmp_path: 
     before = max(h for h, corpus, _ in got.curve if h < by_round)
     # here the target falls inside a round (seeded): strictly between its two curve points
     assert before < got.human_labels_to_target < by_round
+
+
+def test_a_second_opinion_that_is_always_right_fixes_the_classifier() -> None:
+    from evals.local_second_opinion import accuracies
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 4, 300)
+    vectors = rng.normal(size=(300, 8)) + 0.8 * np.eye(8)[gold]  # a weak signal
+    said, conf = gold.copy(), np.full(300, 0.9)
+    alone, pooled, bayes = accuracies(vectors, gold, said, conf, 40, 0)
+    assert alone < 0.5 and pooled > 0.85 and bayes > 0.85  # both still heed the classifier
+    noise = rng.integers(0, 4, 300)  # an LLM that guesses: the pool cannot gain much
+    assert accuracies(vectors, gold, noise, np.full(300, 0.3), 40, 0)[1] < alone + 0.1
