@@ -11,6 +11,7 @@ import pytest
 
 from agent import JobLimits, LabelingSession, ProjectConfig, run_job
 from agent.app.io import load_label_set
+from agent.app.status import project_status
 from agent.routing.calibration import MIN_VERDICTS, fit_calibration
 from agent.types import Item, QueueEntry
 
@@ -75,6 +76,8 @@ def test_a_job_hands_over_confidences_that_read_like_its_accuracy(datasets: Path
     raw = session.scores.probs.max(axis=1)[machine]  # no LLM: the classifier's own P(right)
     calibrated = session.p_right()[machine]
     assert session.calibration().verdicts >= MIN_VERDICTS
+    said = project_status(session.store)["p_right"]  # what `status` tells the operator
+    assert said["method"] == "platt" and said["verdicts"] >= MIN_VERDICTS
     # measured: truth 0.73, the classifier's own P(right) 0.60 on average, mapped 0.74
     assert abs(raw.mean() - truth) > 0.1
     assert abs(calibrated.mean() - truth) < 0.05

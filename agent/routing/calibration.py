@@ -9,10 +9,11 @@ posterior with the LLM trusted as its random audits measured it, and is left as 
 
 The map is Platt's: logistic in the log-odds of the raw P(right), fitted on people's labels
 scored out of fold (a model that never saw the label, `agent.learn.crossfit`), so the fit is
-not flattered by the labels the classifier learnt. It is monotone increasing, so the order of
-the items (review priority, the routing's choices) is the raw one; only the values move.
-People's labels lean toward the items the machines found hard, so the map errs low, the safe
-side for a stopping rule. With too few verdicts, or all of one kind, it is the identity.
+not flattered by the labels the classifier learnt. It is monotone increasing, so the
+classifier's own order of the items is kept; only the values move. People's labels lean toward
+the items the machines found hard, so the map tends to err low, the safe side for a stopping
+rule (on a classifier too weak for its scores to mean much it can err high: trec on hashing
+vectors, 0.05). With too few verdicts, or all of one kind, it is the identity.
 """
 
 from __future__ import annotations
