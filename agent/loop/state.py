@@ -22,7 +22,7 @@ from agent.learn.fewshot import FewShotIndex
 from agent.learn.strategies import get_strategy
 from agent.llm.protocol import ChatBackend
 from agent.loop.pool import Pool, build_pool
-from agent.routing.calibration import MIN_VERDICTS, Calibration, fit_calibration
+from agent.routing.calibration import IDENTITY, MIN_VERDICTS, Calibration, fit_calibration
 from agent.routing.evidence import Verdicts, collect_verdicts
 from agent.routing.priority import unlabelled_in_cell
 from agent.routing.trust import LLM_AUDIT, LLMTrust, llm_posterior, llm_trust, posterior_probs
@@ -89,10 +89,9 @@ class LoopState:
         # check): whether the LLM's rows teach the classifier, whether its votes help guess.
         self.llm_teaches: bool | None = None
         self.llm_decides: bool | None = None
-        # The same check's classifier on the LLM audits (right, of), out of fold (None: none),
-        # and the audits only the LLM / only the classifier got right.
-        self.clf_on_audits: tuple[int, int] | None = None
-        self.audit_split: tuple[int, int] | None = None
+        # The same check's classifier on the LLM audits, out of fold (None: none): its
+        # (right, of), and (audits only the LLM got right, only the classifier got right).
+        self.audit_record: tuple[tuple[int, int], tuple[int, int]] | None = None
 
     @property
     def labeller_mode(self) -> str:
@@ -147,7 +146,7 @@ class LoopState:
     def _training_set(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Positions (t,), labels (t,) and weights (t,) (None: all equal) to fit on."""
         pool = self.pool
-        self.llm_teaches = self.llm_decides = self.clf_on_audits = self.audit_split = None
+        self.llm_teaches = self.llm_decides = self.audit_record = None
         self._people_heldout = None
         mask = pool.human_mask
         if self.config.train_on_auto:  # audited auto-accepts: more labels, precision measured
@@ -183,26 +182,31 @@ class LoopState:
         rng = np.random.default_rng([self.config.seed, 29])
         if from_llm.size > MAX_LLM_ROWS_TO_COMPARE:  # the comparison, not the model, is sampled
             from_llm = rng.choice(from_llm, MAX_LLM_ROWS_TO_COMPARE, replace=False)
-        vectors = self.pool.vectors
-
-        def fitter(extra: np.ndarray) -> Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]]:
-            def fit_without(held: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-                train = np.concatenate([np.setdiff1d(people, held), extra])
-                model = self._committee_on(
-                    rows[train], labels[train], weight[train] if extra.size else None, 0
-                )
-                return lambda at: model.predict_proba(vectors[rows[at]])
-
-            return fit_without
-
-        folds, seed = self.config.routing.crossfit_folds, self.config.seed
         truth = labels[people]
-        alone = heldout_probs(people, fitter(from_llm[:0]), folds, seed)
-        taught = heldout_probs(people, fitter(from_llm), folds, seed)
+        alone = self._held_out(rows, labels, weight, people, from_llm[:0])
+        taught = self._held_out(rows, labels, weight, people, from_llm)
         helps = log_loss(taught, truth) < log_loss(alone, truth)
         self._people_heldout = (rows[people], taught if helps else alone)
         self.llm_decides = self._votes_help(rows[people], truth, taught if helps else alone)
         return helps
+
+    def _held_out(
+        self, rows: np.ndarray, labels: np.ndarray, weight: np.ndarray | None,
+        people: np.ndarray, extra: np.ndarray,
+    ) -> np.ndarray:
+        """Probabilities (m, C) for the rows at `people` (m indices into `rows`), each from a
+        committee fitted on the other folds of them plus the rows at `extra` (weighted by
+        `weight` when there are any): what a model that never saw the label says."""
+        vectors = self.pool.vectors
+
+        def fit_without(held: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+            train = np.concatenate([np.setdiff1d(people, held), extra])
+            sample_weight = weight[train] if extra.size and weight is not None else None
+            model = self._committee_on(rows[train], labels[train], sample_weight, 0)
+            return lambda at: model.predict_proba(vectors[rows[at]])
+
+        return heldout_probs(people, fit_without, self.config.routing.crossfit_folds,
+                             self.config.seed)  # fmt: skip
 
     def llm_adds_nothing(self) -> bool:
         """People's labels show the LLM's labels neither teach the classifier nor improve
@@ -225,8 +229,10 @@ class LoopState:
             return True  # too few to tell: the audited trust decides alone
         right = probs[voted].argmax(axis=1) == truth[voted]
         llm_right = said[voted] == truth[voted]
-        self.clf_on_audits = (int(right.sum()), int(voted.sum()))
-        self.audit_split = (int((llm_right & ~right).sum()), int((right & ~llm_right).sum()))
+        self.audit_record = (
+            (int(right.sum()), int(voted.sum())),
+            (int((llm_right & ~right).sum()), int((right & ~llm_right).sum())),
+        )
         likelihood = self.trust().likelihood()
         combined = posterior_probs(probs[voted], said[voted], likelihood)
         return log_loss(combined, truth[voted]) < log_loss(probs[voted], truth[voted])
@@ -267,7 +273,8 @@ class LoopState:
         where the last retrain measured it (see `agent.routing.trust`)."""
         level = self.config.routing.confidence_level
         trust = llm_trust(self.verdicts(), len(self.label_set), level)
-        return replace(trust, clf_now=self.clf_on_audits, split=self.audit_split)
+        clf_now, split = self.audit_record or (None, None)
+        return replace(trust, clf_now=clf_now, split=split)
 
     @property
     def scores(self) -> Scores:
@@ -378,7 +385,7 @@ class LoopState:
         if self._calibration is None:
             held = self._people_out_of_fold()
             if held is None:
-                self._calibration = Calibration()
+                self._calibration = IDENTITY
             else:
                 positions, probs = held
                 right = probs.argmax(axis=1) == self.pool.labels[positions]
@@ -397,14 +404,8 @@ class LoopState:
         if people.size > MAX_CALIBRATION_LABELS:  # the map needs a sample, not every label
             rng = np.random.default_rng([self.config.seed, 31])
             people = np.sort(rng.choice(people, MAX_CALIBRATION_LABELS, replace=False))
-
-        def fit_without(held: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-            train = np.setdiff1d(people, held, assume_unique=True)
-            model = self._committee_on(train, pool.labels[train], None, 0)
-            return lambda at: model.predict_proba(pool.vectors[at])
-
-        folds, seed = self.config.routing.crossfit_folds, self.config.seed
-        return people, heldout_probs(people, fit_without, folds, seed)
+        everyone = np.arange(people.size)
+        return people, self._held_out(people, pool.labels[people], None, everyone, everyone[:0])
 
     def posterior(
         self, positions: np.ndarray, llm_label: np.ndarray
